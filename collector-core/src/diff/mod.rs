@@ -1,0 +1,303 @@
+//! The diff engine: match declared and live resources by key in one pass over each side,
+//! and turn the differences into findings.
+
+pub mod canon;
+pub mod compare;
+pub mod ignore;
+
+use crate::iac::Declared;
+use canon::{canonicalise, live_type, match_id, needs_canonical, FoldedRules, COMPONENT_TYPES};
+use driftwatch_plugin_sdk::report::{Coverage, ResourceCounts};
+use driftwatch_plugin_sdk::{
+    Change, Facets, Finding, FindingKind, FindingResource, FindingStatus, Resource, ResourceKey,
+    Scope,
+};
+use ignore::DriftIgnore;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+
+/// What the diff produced.
+#[derive(Debug, Default)]
+pub struct DiffResult {
+    /// Findings sorted by kind, type and id.
+    pub findings: Vec<Finding>,
+    /// Resource counts for the summary.
+    pub counts: ResourceCounts,
+    /// Coverage for the summary.
+    pub coverage: Coverage,
+}
+
+/// Inputs besides the two sides.
+pub struct DiffOptions<'a> {
+    /// Ignore rules.
+    pub ignore: &'a DriftIgnore,
+    /// RFC 3339 time stamped on findings as first and last seen.
+    pub now: &'a str,
+}
+
+fn key_string(provider: &str, ty: &str, id: &str) -> String {
+    let mut k = String::with_capacity(provider.len() + ty.len() + id.len() + 2);
+    k.push_str(provider);
+    k.push('\u{1f}');
+    k.push_str(live_type(ty));
+    k.push('\u{1f}');
+    k.push_str(&match_id(provider, id));
+    k
+}
+
+/// Stable fingerprint of a drift: its kind, resource key and the attribute paths that differ,
+/// but not the values, so a drift that keeps changing value stays one finding.
+pub fn fingerprint(kind: FindingKind, key: &ResourceKey, changes: &[Change]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"driftwatch/v1\0");
+    h.update(kind.as_str());
+    h.update([0]);
+    h.update(&key.provider);
+    h.update([0]);
+    h.update(live_type(&key.r#type));
+    h.update([0]);
+    h.update(match_id(&key.provider, &key.id));
+    for c in changes {
+        h.update([0]);
+        h.update(&c.path);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Account and region a declared resource lives in, when its attributes tell.
+fn declared_scope(d: &Declared) -> (Option<String>, Option<String>) {
+    let a = &d.attributes;
+    let s = |k: &str| a.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+    match d.key.provider.as_str() {
+        "aws" => match s("arn").map(|arn| arn.split(':').collect::<Vec<_>>()) {
+            Some(parts) if parts.len() >= 5 => {
+                let region = Some(parts[3]).filter(|r| !r.is_empty()).map(str::to_string);
+                let account = Some(parts[4]).filter(|r| !r.is_empty()).map(str::to_string);
+                (account, region)
+            }
+            _ => (s("owner_id").map(str::to_string), None),
+        },
+        "azure" => {
+            let id = d.key.id.to_ascii_lowercase();
+            let sub = id
+                .strip_prefix("/subscriptions/")
+                .and_then(|r| r.split('/').next())
+                .map(str::to_string);
+            (sub, s("location").map(str::to_ascii_lowercase))
+        }
+        "gcp" => (s("project").map(str::to_string), None),
+        _ => (None, None),
+    }
+}
+
+fn scope_covers(scope: &Scope, account: &Option<String>, region: &Option<String>) -> bool {
+    let ok = |s: &Option<String>, d: &Option<String>| match (s, d) {
+        (Some(s), Some(d)) => s.eq_ignore_ascii_case(d),
+        _ => true,
+    };
+    ok(&scope.account, account) && ok(&scope.region, region)
+}
+
+/// Diffs declared against live resources.
+///
+/// Linear in the size of both sides: live resources are indexed once by
+/// `(provider, type, id)` and every declared resource is looked up once.
+pub fn diff(
+    declared: &[Declared],
+    mut live: Vec<Resource>,
+    scopes: &[Scope],
+    opts: &DiffOptions<'_>,
+) -> DiffResult {
+    let mut out = DiffResult::default();
+    out.counts.declared = declared.len();
+    out.counts.live = live.len();
+
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(live.len());
+    for (i, r) in live.iter().enumerate() {
+        index
+            .entry(key_string(&r.key.provider, &r.key.r#type, &r.key.id))
+            .or_insert(i);
+    }
+    let mut matched = vec![false; live.len()];
+
+    // Scopes by (provider, type): complete ones cover, failed ones withhold judgement.
+    let mut complete: HashMap<(&str, &str), Vec<&Scope>> = HashMap::new();
+    let mut failed: HashMap<(&str, &str), Vec<&Scope>> = HashMap::new();
+    for s in scopes {
+        let slot = if s.complete { &mut complete } else { &mut failed };
+        slot.entry((s.provider.as_str(), s.r#type.as_str()))
+            .or_default()
+            .push(s);
+        if !s.complete {
+            out.coverage.failed_scopes.push(s.clone());
+        }
+    }
+
+    // Rules declared as separate resources fold into their parent group.
+    let mut folded = FoldedRules::default();
+    let mut components: Vec<(usize, Option<String>)> = Vec::new();
+    for (i, d) in declared.iter().enumerate() {
+        if COMPONENT_TYPES.contains(&d.key.r#type.as_str()) {
+            components.push((i, folded.add(&d.key.r#type, &d.attributes)));
+        }
+    }
+    let mut component_parents: HashSet<String> = HashSet::new();
+
+    let mut covered = 0usize;
+    for d in declared {
+        let ty = d.key.r#type.as_str();
+        if COMPONENT_TYPES.contains(&ty) {
+            continue;
+        }
+        let provider = d.key.provider.as_str();
+        let lt = live_type(ty);
+        if d.key.id.is_empty() {
+            out.counts.not_covered += 1;
+            *out.coverage.uncovered_types.entry(ty.to_string()).or_default() += 1;
+            continue;
+        }
+        let k = key_string(provider, ty, &d.key.id);
+        if let Some(&i) = index.get(&k) {
+            covered += 1;
+            matched[i] = true;
+            out.counts.matched += 1;
+            let l = &live[i];
+            let parent = match_id(provider, &d.key.id);
+            let changes = if needs_canonical(ty) {
+                let mut e = d.attributes.clone();
+                let mut a = l.attributes.clone();
+                canonicalise(ty, &mut e, Some((&folded, &parent)));
+                canonicalise(ty, &mut a, None);
+                compare::diff_attributes(lt, &e, &a, &d.masked)
+            } else {
+                compare::diff_attributes(lt, &d.attributes, &l.attributes, &d.masked)
+            };
+            if folded.has_parent(&parent) {
+                component_parents.insert(parent);
+            }
+            if changes.is_empty() {
+                out.counts.in_sync += 1;
+                continue;
+            }
+            let f = finding(FindingKind::Changed, Some(d), Some(l), changes, opts.now);
+            push(&mut out, opts.ignore, f);
+            continue;
+        }
+        let (account, region) = declared_scope(d);
+        let has_complete = complete
+            .get(&(provider, lt))
+            .is_some_and(|v| v.iter().any(|s| scope_covers(s, &account, &region)));
+        let has_failed = failed
+            .get(&(provider, lt))
+            .is_some_and(|v| v.iter().any(|s| scope_covers(s, &account, &region)));
+        if has_failed {
+            covered += 1;
+            out.counts.not_judged += 1;
+        } else if has_complete {
+            covered += 1;
+            let f = finding(FindingKind::Missing, Some(d), None, vec![], opts.now);
+            push(&mut out, opts.ignore, f);
+        } else {
+            out.counts.not_covered += 1;
+            *out.coverage.uncovered_types.entry(ty.to_string()).or_default() += 1;
+        }
+    }
+    // A folded rule counts as matched when its parent group was found live.
+    for (_, parent) in &components {
+        match parent {
+            Some(p) if component_parents.contains(p) => {
+                covered += 1;
+                out.counts.matched += 1;
+                out.counts.in_sync += 1;
+            }
+            _ => {
+                // Its parent is gone or not listed: the parent's own finding speaks for it.
+                out.counts.not_covered += 1;
+            }
+        }
+    }
+    let judged = out.counts.declared.max(1);
+    out.coverage.ratio = if out.counts.declared == 0 {
+        1.0
+    } else {
+        covered as f64 / judged as f64
+    };
+
+    for (i, l) in live.iter_mut().enumerate() {
+        if matched[i] || COMPONENT_TYPES.contains(&l.key.r#type.as_str()) {
+            continue;
+        }
+        if l.cloud_default {
+            out.counts.cloud_defaults += 1;
+            continue;
+        }
+        let f = finding(FindingKind::Unmanaged, None, Some(l), vec![], opts.now);
+        push(&mut out, opts.ignore, f);
+    }
+
+    out.findings.sort_by(|a, b| {
+        (a.kind, &a.resource.key.r#type, &a.resource.key.id).cmp(&(
+            b.kind,
+            &b.resource.key.r#type,
+            &b.resource.key.id,
+        ))
+    });
+    out
+}
+
+fn push(out: &mut DiffResult, ignore: &DriftIgnore, f: Finding) {
+    match ignore.apply(f) {
+        Some(f) => out.findings.push(f),
+        None => out.counts.ignored += 1,
+    }
+}
+
+fn finding(
+    kind: FindingKind,
+    declared: Option<&Declared>,
+    live: Option<&Resource>,
+    changes: Vec<Change>,
+    now: &str,
+) -> Finding {
+    let key = match (declared, live) {
+        (Some(d), _) => d.key.clone(),
+        (None, Some(l)) => l.key.clone(),
+        (None, None) => unreachable!("a finding has at least one side"),
+    };
+    let id = fingerprint(kind, &key, &changes);
+    let account = live.and_then(|l| l.account.clone());
+    let region = live.and_then(|l| l.region.clone());
+    let name = live
+        .and_then(|l| l.name.clone())
+        .or_else(|| {
+            declared.and_then(|d| {
+                d.attributes
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+        });
+    let (account, region) = match (account, region, declared) {
+        (None, None, Some(d)) => declared_scope(d),
+        (a, r, _) => (a, r),
+    };
+    Finding {
+        id,
+        kind,
+        resource: FindingResource {
+            key,
+            address: declared.map(|d| d.address.clone()),
+            source: declared.map(|d| d.source.to_string()),
+            account,
+            region,
+            name,
+        },
+        changes,
+        status: FindingStatus::Review,
+        policies: Vec::new(),
+        owner: None,
+        first_seen: now.to_string(),
+        last_seen: now.to_string(),
+        facets: live.map(|l| l.facets.clone()).unwrap_or_else(Facets::default),
+    }
+}

@@ -1,0 +1,488 @@
+//! Terraform state reader: format v4, as written by Terraform 0.12 to 1.x and OpenTofu.
+
+use super::{Declared, IacError};
+use driftwatch_plugin_sdk::ResourceKey;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What replaces a secret in every declared resource.
+pub const MASK: &str = "(sensitive)";
+
+/// Attribute names that hold secrets in every provider we know, masked even when an old
+/// state predates `sensitive_attributes` (Terraform < 0.15 never wrote it).
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "master_password",
+    "admin_password",
+    "secret",
+    "secret_string",
+    "secret_binary",
+    "private_key",
+    "private_key_pem",
+    "private_key_openssh",
+    "client_secret",
+    "ses_smtp_password_v4",
+    "token",
+    "auth_token",
+    "primary_access_key",
+    "secondary_access_key",
+    "primary_connection_string",
+    "secondary_connection_string",
+    "primary_blob_connection_string",
+    "secondary_blob_connection_string",
+    "connection_string",
+    "encrypted_secret",
+    "key_material",
+];
+
+#[derive(Deserialize)]
+struct Probe {
+    version: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawState {
+    version: Option<u64>,
+    terraform_version: Option<String>,
+    #[serde(default)]
+    resources: Option<Vec<RawResource>>,
+}
+
+#[derive(Deserialize)]
+struct RawResource {
+    #[serde(default)]
+    module: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(rename = "type")]
+    r#type: String,
+    name: String,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    instances: Vec<RawInstance>,
+}
+
+#[derive(Deserialize)]
+struct RawInstance {
+    #[serde(default)]
+    index_key: Option<Value>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    deposed: Option<String>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+    #[serde(default)]
+    attributes_flat: Option<Map<String, Value>>,
+    #[serde(default)]
+    sensitive_attributes: Option<Value>,
+}
+
+/// Metadata of one state file read.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    /// Path or URL it was read from.
+    pub source: Arc<str>,
+    /// Terraform or OpenTofu version that wrote it.
+    pub terraform_version: Option<String>,
+    /// Managed resource instances it declares.
+    pub resources: Vec<Declared>,
+}
+
+/// Parses one state document; `source` names it in errors and in every declared resource.
+pub fn parse_state(source: &str, bytes: &[u8]) -> Result<StateFile, IacError> {
+    let err = |message: String| IacError::InvalidState {
+        source_name: source.to_string(),
+        message,
+    };
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(err("the file is empty".into()));
+    }
+    let raw: RawState = match serde_json::from_slice(bytes) {
+        Ok(raw) => raw,
+        Err(e) => return Err(err(explain_parse_error(bytes, &e))),
+    };
+    let version = raw.version.ok_or_else(|| {
+        err("not a Terraform state: it has no top-level `version` field".into())
+    })?;
+    match version {
+        4 => {}
+        0..=3 => {
+            return Err(err(format!(
+                "state format version {version} (Terraform 0.11 or older) is not supported; \
+                 upgrade it by running `terraform refresh` with Terraform 0.12 or newer"
+            )))
+        }
+        _ => {
+            return Err(err(format!(
+                "state format version {version} is newer than this driftwatch understands (4); \
+                 upgrade driftwatch"
+            )))
+        }
+    }
+    check_terraform_version(raw.terraform_version.as_deref()).map_err(err)?;
+    let source: Arc<str> = Arc::from(source);
+    let mut resources = Vec::new();
+    for r in raw.resources.unwrap_or_default() {
+        if r.mode.as_deref().unwrap_or("managed") != "managed" {
+            continue;
+        }
+        let provider = provider_of(r.provider.as_deref(), &r.r#type);
+        let base = match &r.module {
+            Some(m) if !m.is_empty() => format!("{m}.{}.{}", r.r#type, r.name),
+            _ => format!("{}.{}", r.r#type, r.name),
+        };
+        for inst in r.instances {
+            let mut address = base.clone();
+            match &inst.index_key {
+                Some(Value::Number(n)) => address.push_str(&format!("[{n}]")),
+                Some(Value::String(s)) => {
+                    address.push_str(&format!("[{}]", Value::String(s.clone())))
+                }
+                _ => {}
+            }
+            let deposed = inst.deposed.filter(|d| !d.is_empty());
+            if let Some(d) = &deposed {
+                address.push_str(&format!(" (deposed {d})"));
+            }
+            let (mut attributes, flat) = match (inst.attributes, inst.attributes_flat) {
+                (Some(a), _) => (a, false),
+                (None, Some(a)) => (a, true),
+                (None, None) => (Map::new(), false),
+            };
+            let id = match attributes.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let masked = mask_secrets(&mut attributes, inst.sensitive_attributes.as_ref(), flat);
+            resources.push(Declared {
+                key: ResourceKey::new(provider.clone(), r.r#type.clone(), id),
+                address,
+                source: source.clone(),
+                attributes,
+                masked,
+                tainted: inst.status.as_deref() == Some("tainted"),
+                deposed,
+            });
+        }
+    }
+    Ok(StateFile {
+        source,
+        terraform_version: raw.terraform_version,
+        resources,
+    })
+}
+
+/// Turns a serde error into a message that says what kind of file this looked like.
+fn explain_parse_error(bytes: &[u8], e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => format!(
+            "the file ends early (truncated?) at line {}, column {}",
+            e.line(),
+            e.column()
+        ),
+        Category::Syntax => format!(
+            "not valid JSON at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ),
+        _ => match serde_json::from_slice::<Probe>(bytes) {
+            Ok(Probe { version: Some(v) }) if v != Value::from(4) => format!(
+                "state format version {v} is not supported (driftwatch reads version 4)"
+            ),
+            Ok(Probe { version: None }) => {
+                "not a Terraform state: it has no top-level `version` field".into()
+            }
+            Ok(_) => format!("malformed state v4: {e}"),
+            Err(_) => "not a Terraform state: expected a JSON object".into(),
+        },
+    }
+}
+
+/// Rejects versions that cannot have written a v4 state, and strings that are no version.
+fn check_terraform_version(v: Option<&str>) -> Result<(), String> {
+    let Some(v) = v else { return Ok(()) };
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<Option<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
+    match parts.as_slice() {
+        [Some(major), Some(minor), Some(_)] => {
+            if (*major, *minor) < (0, 11) {
+                Err(format!(
+                    "written by Terraform {v}; driftwatch reads states of Terraform 0.11 and newer"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(format!(
+            "`terraform_version` is \"{v}\", which is not a version (expected e.g. \"1.5.7\")"
+        )),
+    }
+}
+
+/// Maps the state's provider reference to driftwatch's provider name.
+///
+/// Accepts `provider.aws`, `provider.aws.alias`, `module.x.provider.aws` (0.12) and
+/// `provider["registry.terraform.io/hashicorp/aws"].alias` (0.13+, OpenTofu).
+pub fn provider_of(reference: Option<&str>, r#type: &str) -> String {
+    let tf_name = reference.and_then(|r| {
+        if let Some(start) = r.find("provider[\"") {
+            let rest = &r[start + 10..];
+            let end = rest.find('"')?;
+            rest[..end].rsplit('/').next().map(str::to_string)
+        } else if let Some(start) = r.find("provider.") {
+            r[start + 9..].split('.').next().map(str::to_string)
+        } else {
+            None
+        }
+    });
+    let tf_name =
+        tf_name.unwrap_or_else(|| r#type.split('_').next().unwrap_or(r#type).to_string());
+    normalise_provider(&tf_name).to_string()
+}
+
+/// driftwatch's provider name for a Terraform provider name (`azurerm` is `azure`).
+pub fn normalise_provider(tf_name: &str) -> &str {
+    match tf_name {
+        "azurerm" => "azure",
+        "google" | "google-beta" => "gcp",
+        other => other,
+    }
+}
+
+/// Masks secrets in place; returns the dotted paths masked, which the diff never compares.
+fn mask_secrets(
+    attrs: &mut Map<String, Value>,
+    sensitive: Option<&Value>,
+    flat: bool,
+) -> Vec<String> {
+    let mut masked = Vec::new();
+    if let Some(Value::Array(paths)) = sensitive {
+        for path in paths {
+            let Some(steps) = path.as_array() else {
+                continue;
+            };
+            let steps: Vec<Step> = steps.iter().filter_map(Step::parse).collect();
+            if steps.is_empty() {
+                continue;
+            }
+            if mask_path(attrs, &steps) {
+                masked.push(steps_to_path(&steps));
+            }
+        }
+    }
+    if flat {
+        for (k, v) in attrs.iter_mut() {
+            let leaf = k.rsplit('.').next().unwrap_or(k);
+            if SECRET_NAMES.contains(&leaf) && !is_empty_value(v) {
+                *v = Value::String(MASK.into());
+                masked.push(k.clone());
+            }
+        }
+    } else {
+        mask_by_name(attrs, "", &mut masked);
+    }
+    masked
+}
+
+fn mask_by_name(attrs: &mut Map<String, Value>, prefix: &str, masked: &mut Vec<String>) {
+    for (k, v) in attrs.iter_mut() {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if SECRET_NAMES.contains(&k.as_str()) {
+            if !is_empty_value(v) && v != &Value::String(MASK.into()) {
+                *v = Value::String(MASK.into());
+                masked.push(path);
+            }
+            continue;
+        }
+        match v {
+            Value::Object(m) => mask_by_name(m, &path, masked),
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    if let Value::Object(m) = item {
+                        mask_by_name(m, &format!("{path}[{i}]"), masked);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+enum Step {
+    Attr(String),
+    Index(Value),
+}
+
+impl Step {
+    fn parse(v: &Value) -> Option<Step> {
+        match v.get("type")?.as_str()? {
+            "get_attr" => Some(Step::Attr(v.get("value")?.as_str()?.to_string())),
+            "index" => {
+                let idx = v.get("value")?;
+                // Terraform writes `{"value": 0, "type": "number"}`; accept a bare value too.
+                let inner = idx.get("value").cloned().unwrap_or_else(|| idx.clone());
+                Some(Step::Index(inner))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn steps_to_path(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        match s {
+            Step::Attr(a) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(a);
+            }
+            Step::Index(Value::Number(n)) => out.push_str(&format!("[{n}]")),
+            Step::Index(Value::String(k)) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(_) => {}
+        }
+    }
+    out
+}
+
+/// Replaces the value at `steps` with the mask; a path into a missing value masks nothing.
+fn mask_path(attrs: &mut Map<String, Value>, steps: &[Step]) -> bool {
+    let Step::Attr(first) = &steps[0] else {
+        return false;
+    };
+    let Some(mut cur) = attrs.get_mut(first) else {
+        return false;
+    };
+    for step in &steps[1..] {
+        let next = match (step, cur) {
+            (Step::Attr(a), Value::Object(m)) => m.get_mut(a),
+            (Step::Index(Value::String(k)), Value::Object(m)) => m.get_mut(k),
+            (Step::Index(Value::Number(n)), Value::Array(items)) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| items.get_mut(i)),
+            _ => None,
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return false,
+        }
+    }
+    if cur.is_null() {
+        return false;
+    }
+    *cur = Value::String(MASK.into());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_references() {
+        assert_eq!(provider_of(Some("provider.aws"), "aws_vpc"), "aws");
+        assert_eq!(provider_of(Some("provider.aws.west"), "aws_vpc"), "aws");
+        assert_eq!(
+            provider_of(Some("module.a.provider.google"), "google_x"),
+            "gcp"
+        );
+        assert_eq!(
+            provider_of(
+                Some("provider[\"registry.terraform.io/hashicorp/azurerm\"].alt"),
+                "azurerm_x"
+            ),
+            "azure"
+        );
+        assert_eq!(
+            provider_of(
+                Some("provider[\"registry.opentofu.org/hashicorp/google-beta\"]"),
+                "google_x"
+            ),
+            "gcp"
+        );
+        assert_eq!(provider_of(None, "github_repository"), "github");
+    }
+
+    #[test]
+    fn versions() {
+        assert!(check_terraform_version(Some("1.5.7")).is_ok());
+        assert!(check_terraform_version(Some("1.9.0-beta1")).is_ok());
+        assert!(check_terraform_version(Some("0.11.14")).is_ok());
+        assert!(check_terraform_version(Some("0.10.26")).is_err());
+        assert!(check_terraform_version(Some("invalid")).is_err());
+    }
+
+    #[test]
+    fn addresses_modes_and_masks() {
+        let state = br#"{"version":4,"terraform_version":"1.6.0","resources":[
+          {"mode":"data","type":"aws_ami","name":"x","provider":"provider.aws","instances":[{"attributes":{"id":"ami-1"}}]},
+          {"module":"module.net[\"eu\"]","mode":"managed","type":"aws_security_group","name":"web",
+           "provider":"provider[\"registry.terraform.io/hashicorp/aws\"]","each":"map",
+           "instances":[{"index_key":"a","attributes":{"id":"sg-1"}},
+                        {"index_key":"b","status":"tainted","attributes":{"id":"sg-2"}}]},
+          {"mode":"managed","type":"aws_db_instance","name":"db","provider":"provider.aws","instances":[
+             {"index_key":0,"attributes":{"id":"db-1","password":"hunter2","nested":{"k":"v"}},
+              "sensitive_attributes":[[{"type":"get_attr","value":"nested"},{"type":"index","value":{"value":"k","type":"string"}}]]},
+             {"index_key":0,"deposed":"00ab","attributes":{"id":"db-0"}}]}
+        ]}"#;
+        let f = parse_state("s.tfstate", state).unwrap();
+        let addrs: Vec<_> = f.resources.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "module.net[\"eu\"].aws_security_group.web[\"a\"]",
+                "module.net[\"eu\"].aws_security_group.web[\"b\"]",
+                "aws_db_instance.db[0]",
+                "aws_db_instance.db[0] (deposed 00ab)"
+            ]
+        );
+        assert!(f.resources[1].tainted);
+        let db = &f.resources[2];
+        assert_eq!(db.attributes["password"], MASK);
+        assert_eq!(db.attributes["nested"]["k"], MASK);
+        assert!(db.masked.contains(&"password".to_string()));
+        assert!(db.masked.contains(&"nested.k".to_string()));
+        let text = serde_json::to_string(&f.resources[2].attributes).unwrap();
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"{\"version\": 4, \"resources\": [", "truncated"),
+            (b"{nope", "not valid JSON"),
+            (b"[1,2]", "expected a JSON object"),
+            (b"{\"hello\": 1}", "no top-level `version`"),
+            (b"{\"version\": 3, \"modules\": []}", "version 3"),
+            (b"{\"version\": 5, \"resources\": []}", "newer"),
+        ];
+        for (bytes, needle) in cases {
+            let e = parse_state("bad.tfstate", bytes).unwrap_err().to_string();
+            assert!(e.contains("bad.tfstate"), "{e}");
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+}

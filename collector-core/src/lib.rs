@@ -1,0 +1,9 @@
+//! The driftwatch runtime: config, IaC readers, the diff engine, output formats, and the
+//! scan that ties them together. The `driftwatch` binary is a thin CLI over this crate.
+
+pub mod config;
+pub mod diff;
+pub mod iac;
+pub mod output;
+pub mod registry;
+pub mod scan;

@@ -1,0 +1,251 @@
+//! The `driftwatch` command line.
+
+use clap::{Parser, Subcommand};
+use driftwatch_core::config::Config;
+use driftwatch_core::output::{self, Format};
+use driftwatch_core::{iac, scan};
+use indicatif::{MultiProgress, ProgressDrawTarget};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: the live estate matches the declared one.
+const EXIT_IN_SYNC: u8 = 0;
+/// Exit code: something failed (bad input, a provider or sink error, a partial scan).
+const EXIT_ERROR: u8 = 1;
+/// Exit code: drift found (as `terraform plan -detailed-exitcode`).
+const EXIT_DRIFT: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "driftwatch",
+    version,
+    about = "Finds drift between Terraform state and the live cloud (AWS, Azure, GCP)."
+)]
+struct Cli {
+    /// Log filter for diagnostics on stderr (e.g. `info`, `driftwatch_core=debug`).
+    #[arg(long, global = true, env = "DRIFTWATCH_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compare live resources with the declared ones and report drift.
+    ///
+    /// Exit codes: 0 in sync, 2 drift found, 1 error or partial scan.
+    Scan {
+        /// The config file.
+        #[arg(long, short, default_value = "driftwatch.toml")]
+        config: PathBuf,
+        /// Output format [default: table on a terminal, else json; or from --output's extension].
+        #[arg(long, short, value_enum)]
+        format: Option<Format>,
+        /// Write the output to this file (atomically) instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Extra ignore file in driftctl's `.driftignore` syntax (repeatable).
+        #[arg(long)]
+        driftignore: Vec<PathBuf>,
+        /// Never show progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a config file and report every problem with its line.
+    Validate {
+        /// The config file.
+        #[arg(long, short, default_value = "driftwatch.toml")]
+        config: PathBuf,
+    },
+    /// Inspect what the IaC declares.
+    Iac {
+        #[command(subcommand)]
+        command: IacCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IacCommand {
+    /// List the managed resources the given states declare.
+    List {
+        /// State files or globs (repeatable).
+        #[arg(long = "state", short, required = true)]
+        states: Vec<String>,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let code = match cli.command {
+        Command::Scan {
+            config,
+            format,
+            output,
+            driftignore,
+            quiet,
+        } => cmd_scan(config, format, output, driftignore, quiet),
+        Command::Validate { config } => cmd_validate(config),
+        Command::Iac {
+            command: IacCommand::List { states, format },
+        } => cmd_iac_list(states, format),
+    };
+    ExitCode::from(code)
+}
+
+fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    EXIT_ERROR
+}
+
+fn load(config: &PathBuf, extra_ignore: &[PathBuf]) -> Result<scan::Prepared, u8> {
+    let cfg = Config::load(config).map_err(fail)?;
+    scan::prepare(cfg, extra_ignore).map_err(fail)
+}
+
+fn cmd_validate(config: PathBuf) -> u8 {
+    match load(&config, &[]) {
+        Ok(p) => {
+            println!(
+                "{}: ok ({} state file(s), {} provider(s), {} sink(s), {} ignore rule(s))",
+                config.display(),
+                p.states.len(),
+                p.providers.len(),
+                p.sinks.len(),
+                p.ignore.len()
+            );
+            EXIT_IN_SYNC
+        }
+        Err(code) => code,
+    }
+}
+
+fn cmd_scan(
+    config: PathBuf,
+    format: Option<Format>,
+    output: Option<PathBuf>,
+    driftignore: Vec<PathBuf>,
+    quiet: bool,
+) -> u8 {
+    let prepared = match load(&config, &driftignore) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let format = format
+        .or_else(|| output.as_deref().and_then(Format::from_extension))
+        .unwrap_or(if output.is_none() && std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        });
+    let progress = if !quiet && std::io::stderr().is_terminal() {
+        MultiProgress::new()
+    } else {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let outcome = match runtime.block_on(scan::run(prepared, &progress)) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let _ = progress.clear();
+    let bytes = output::render(&outcome.report, format, &scan::display_path(&config));
+    match &output {
+        Some(path) => {
+            if let Err(e) = driftwatch_sink_file::write_atomic(path, &bytes) {
+                return fail(format!("cannot write {}: {e}", path.display()));
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(&bytes).and_then(|_| out.flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return fail(format!("cannot write to stdout: {e}"));
+                }
+            }
+        }
+    }
+    let summary = &outcome.report.summary;
+    let mut code = if summary.findings.total > 0 {
+        EXIT_DRIFT
+    } else {
+        EXIT_IN_SYNC
+    };
+    for p in summary.providers.iter().filter(|p| p.status != "ok") {
+        eprintln!(
+            "error: provider `{}` failed: {} (the scan is partial: resources of its types were not judged)",
+            p.name,
+            p.error.as_deref().unwrap_or("unknown error")
+        );
+        code = EXIT_ERROR;
+    }
+    for (name, e) in &outcome.sink_errors {
+        eprintln!("error: sink `{name}` failed: {e}");
+        code = EXIT_ERROR;
+    }
+    code
+}
+
+fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let files = match iac::expand_locations(&states, &cwd) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
+    let mut all = Vec::new();
+    for f in &files {
+        match iac::read_state_file(f, &scan::display_path(f)) {
+            Ok(s) => all.extend(s.resources),
+            Err(e) => return fail(e),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let res = match format {
+        ListFormat::Json => serde_json::to_writer_pretty(&mut out, &all)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(out)),
+        ListFormat::Table => {
+            let mut t = comfy_table::Table::new();
+            t.load_preset(comfy_table::presets::NOTHING)
+                .set_header(vec!["PROVIDER", "TYPE", "ID", "ADDRESS", "SOURCE"]);
+            for d in &all {
+                t.add_row(vec![
+                    d.key.provider.as_str(),
+                    d.key.r#type.as_str(),
+                    d.key.id.as_str(),
+                    d.address.as_str(),
+                    &d.source,
+                ]);
+            }
+            writeln!(out, "{t}\n{} resource(s) in {} state file(s)", all.len(), files.len())
+        }
+    };
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            fail(format!("cannot write to stdout: {e}"))
+        }
+        _ => EXIT_IN_SYNC,
+    }
+}

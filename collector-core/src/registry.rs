@@ -1,0 +1,38 @@
+//! Built-in providers and sinks, by the `kind` that config names them with.
+
+use driftwatch_plugin_sdk::{Provider, Sink};
+use driftwatch_sink_file::FileSink;
+
+/// Provider kinds linked into this binary.
+pub const PROVIDER_KINDS: &[&str] = &["inventory"];
+
+/// Sink kinds linked into this binary.
+pub const SINK_KINDS: &[&str] = &["file"];
+
+/// A fresh, unconfigured provider of `kind`.
+pub fn provider(kind: &str) -> Option<Box<dyn Provider>> {
+    match kind {
+        "inventory" => None,
+        _ => None,
+    }
+}
+
+/// A configured sink of `kind`, or the key path and message of what is wrong.
+pub fn sink(
+    kind: &str,
+    name: &str,
+    settings: &serde_json::Value,
+) -> Result<Box<dyn Sink>, (String, String)> {
+    match kind {
+        "file" => FileSink::from_config(name, settings)
+            .map(|s| Box::new(s) as Box<dyn Sink>)
+            .map_err(|e| (e.path, e.message)),
+        other => Err((
+            "kind".into(),
+            format!(
+                "unknown sink kind `{other}` (available: {})",
+                SINK_KINDS.join(", ")
+            ),
+        )),
+    }
+}

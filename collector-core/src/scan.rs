@@ -1,0 +1,369 @@
+//! One scan, end to end: read the states, run the providers, diff, and build the document.
+
+use crate::config::{ComponentEntry, Config, ConfigError, ConfigProblem};
+use crate::diff::{self, ignore::DriftIgnore, DiffOptions};
+use crate::iac::{self, Declared, IacError, StateFile};
+use crate::registry;
+use driftwatch_plugin_sdk::report::{
+    KindCounts, ProviderSummary, ScanInfo, StateSummary, Summary, Tool,
+};
+use driftwatch_plugin_sdk::{
+    CollectContext, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport, Scope, Sink,
+    SCAN_SCHEMA,
+};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A config turned into runnable parts: every problem in it has been found before any
+/// provider runs.
+pub struct Prepared {
+    /// The config it came from.
+    pub config: Config,
+    /// Configured providers with their entries.
+    pub providers: Vec<(ComponentEntry, Arc<dyn Provider>)>,
+    /// Configured sinks.
+    pub sinks: Vec<Box<dyn Sink>>,
+    /// State files to read.
+    pub states: Vec<PathBuf>,
+    /// Ignore rules.
+    pub ignore: DriftIgnore,
+}
+
+/// Why a scan could not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The config is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A state file is unreadable or invalid.
+    #[error(transparent)]
+    Iac(#[from] IacError),
+    /// A task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The outcome of a scan that ran: the document, and what went wrong on the way.
+pub struct ScanOutcome {
+    /// The scan document.
+    pub report: ScanReport,
+    /// Sinks that failed to deliver, with why.
+    pub sink_errors: Vec<(String, String)>,
+}
+
+/// Checks a config completely (structure, component settings, state locations, ignore
+/// files) and builds the parts of a scan.
+pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, ConfigError> {
+    let loc = config.locator();
+    let mut problems: Vec<ConfigProblem> = Vec::new();
+    let mut providers = Vec::new();
+    for entry in config.providers.iter().filter(|p| p.enabled) {
+        let at = format!("providers[{}]", entry.index);
+        match registry::provider(&entry.kind) {
+            None => problems.push(loc.problem(
+                &format!("{at}.kind"),
+                format!(
+                    "unknown provider kind `{}` (available: {})",
+                    entry.kind,
+                    registry::PROVIDER_KINDS.join(", ")
+                ),
+            )),
+            Some(mut p) => match p.configure(&entry.settings) {
+                Ok(()) => providers.push((entry.clone(), Arc::from(p))),
+                Err(ProviderError::Config { path, message }) => {
+                    let full = if path.is_empty() {
+                        at.clone()
+                    } else {
+                        format!("{at}.{path}")
+                    };
+                    problems.push(loc.problem(&full, message))
+                }
+                Err(e) => problems.push(loc.problem(&at, e.to_string())),
+            },
+        }
+    }
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    for entry in config.sinks.iter().filter(|s| s.enabled) {
+        let at = format!("sinks[{}]", entry.index);
+        match registry::sink(&entry.kind, &entry.name, &entry.settings) {
+            Ok(s) => sinks.push(s),
+            Err((path, message)) => {
+                let full = if path.is_empty() {
+                    at.clone()
+                } else {
+                    format!("{at}.{path}")
+                };
+                problems.push(loc.problem(&full, message))
+            }
+        }
+    }
+    let mut states = Vec::new();
+    for (i, pattern) in config.iac.states.iter().enumerate() {
+        match iac::expand_locations(std::slice::from_ref(pattern), &config.dir) {
+            Ok(found) => states.extend(found),
+            Err(e) => problems.push(loc.problem(&format!("iac.states[{i}]"), e.to_string())),
+        }
+    }
+    states.sort();
+    states.dedup();
+    let mut ignore = DriftIgnore::default();
+    let mut ignore_files: Vec<(Option<String>, PathBuf)> = Vec::new();
+    match &config.scan.driftignore {
+        Some(list) => {
+            for (i, f) in list.iter().enumerate() {
+                ignore_files.push((Some(format!("scan.driftignore[{i}]")), config.dir.join(f)));
+            }
+        }
+        None => {
+            let default = config.dir.join(".driftignore");
+            if default.is_file() {
+                ignore_files.push((None, default));
+            }
+        }
+    }
+    for f in extra_ignore {
+        ignore_files.push((None, f.clone()));
+    }
+    for (at, path) in ignore_files {
+        if let Err(e) = ignore.load(&path) {
+            problems.push(match at {
+                Some(at) => loc.problem(&at, e.to_string()),
+                None => ConfigProblem {
+                    line: None,
+                    path: String::new(),
+                    message: e.to_string(),
+                },
+            });
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| p.line.unwrap_or(0));
+        return Err(ConfigError {
+            file: config.file.clone(),
+            problems,
+        });
+    }
+    Ok(Prepared {
+        config,
+        providers,
+        sinks,
+        states,
+        ignore,
+    })
+}
+
+/// Shows a path relative to the working folder when it lies below it.
+pub fn display_path(p: &Path) -> String {
+    if let Ok(cwd) = std::env::current_dir() {
+        if let Ok(rel) = p.strip_prefix(&cwd) {
+            return rel.display().to_string();
+        }
+        if let (Ok(c), Ok(pc)) = (std::fs::canonicalize(&cwd), std::fs::canonicalize(p)) {
+            if let Ok(rel) = pc.strip_prefix(c) {
+                return rel.display().to_string();
+            }
+        }
+    }
+    p.display().to_string()
+}
+
+/// RFC 3339 UTC time, to the second.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+struct Collector {
+    items: Vec<Resource>,
+    bar: ProgressBar,
+}
+
+impl Emit for Collector {
+    fn emit(&mut self, batch: Vec<Resource>) -> Result<(), ProviderError> {
+        self.bar.inc(batch.len() as u64);
+        self.items.extend(batch);
+        Ok(())
+    }
+}
+
+fn spinner(mp: &MultiProgress, msg: String) -> ProgressBar {
+    let bar = mp.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} resources ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(msg);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Cloud of a Terraform type, for scopes a failed provider leaves unjudged.
+fn cloud_of_type(ty: &str) -> String {
+    iac::tfstate::normalise_provider(ty.split('_').next().unwrap_or(ty)).to_string()
+}
+
+/// Runs a prepared scan; `progress` shows per-provider and per-state progress (hidden
+/// when not on a terminal).
+pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOutcome, ScanError> {
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    let Prepared {
+        config,
+        providers,
+        sinks,
+        states,
+        ignore,
+    } = prepared;
+
+    let state_bar = spinner(progress, format!("reading {} state file(s)", states.len()));
+    let state_task = {
+        let bar = state_bar.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<StateFile>, IacError> {
+            let mut out = Vec::with_capacity(states.len());
+            for path in &states {
+                let f = iac::read_state_file(path, &display_path(path))?;
+                bar.inc(f.resources.len() as u64);
+                out.push(f);
+            }
+            Ok(out)
+        })
+    };
+
+    let mut tasks = Vec::new();
+    for (entry, provider) in providers {
+        let bar = spinner(progress, format!("provider {}", entry.name));
+        let ctx = CollectContext::new(config.scan.batch_size);
+        tasks.push(tokio::spawn(async move {
+            let mut sink = Collector {
+                items: Vec::new(),
+                bar: bar.clone(),
+            };
+            let result = provider.collect(&ctx, &mut sink).await;
+            bar.finish_and_clear();
+            (entry, provider.info(), result, sink.items)
+        }));
+    }
+
+    let mut live = Vec::new();
+    let mut scopes: Vec<Scope> = Vec::new();
+    let mut provider_summaries = Vec::new();
+    for t in tasks {
+        let (entry, info, result, items) = t
+            .await
+            .map_err(|e| ScanError::Internal(format!("provider task: {e}")))?;
+        let count = items.len();
+        match result {
+            Ok(report) => {
+                live.extend(items);
+                scopes.extend(report.scopes);
+                provider_summaries.push(ProviderSummary {
+                    name: entry.name,
+                    kind: entry.kind,
+                    resources: count,
+                    api_calls: report.api_calls,
+                    status: "ok".into(),
+                    error: None,
+                    warnings: report.warnings,
+                });
+            }
+            Err(e) => {
+                tracing::error!(provider = %entry.name, error = %e, "provider failed");
+                // Its resources cannot be trusted to be complete: judge none of its types.
+                for ty in &info.resource_types {
+                    scopes.push(Scope {
+                        provider: cloud_of_type(ty),
+                        r#type: ty.clone(),
+                        account: None,
+                        region: None,
+                        complete: false,
+                        error: Some(format!("provider `{}` failed: {e}", entry.name)),
+                    });
+                }
+                provider_summaries.push(ProviderSummary {
+                    name: entry.name,
+                    kind: entry.kind,
+                    resources: 0,
+                    api_calls: 0,
+                    status: "failed".into(),
+                    error: Some(e.to_string()),
+                    warnings: Vec::new(),
+                });
+            }
+        }
+    }
+
+    let state_files = state_task
+        .await
+        .map_err(|e| ScanError::Internal(format!("state reader: {e}")))??;
+    state_bar.finish_and_clear();
+    let state_summaries: Vec<StateSummary> = state_files
+        .iter()
+        .map(|f| StateSummary {
+            source: f.source.to_string(),
+            resources: f.resources.len(),
+            terraform_version: f.terraform_version.clone(),
+        })
+        .collect();
+    let declared: Vec<Declared> = state_files.into_iter().flat_map(|f| f.resources).collect();
+
+    let result = diff::diff(
+        &declared,
+        live,
+        &scopes,
+        &DiffOptions {
+            ignore: &ignore,
+            now: &started_at,
+        },
+    );
+    let mut kinds = KindCounts {
+        total: result.findings.len(),
+        ..KindCounts::default()
+    };
+    for f in &result.findings {
+        match f.kind {
+            FindingKind::Changed => kinds.changed += 1,
+            FindingKind::Missing => kinds.missing += 1,
+            FindingKind::Unmanaged => kinds.unmanaged += 1,
+        }
+    }
+    let partial = !result.coverage.failed_scopes.is_empty()
+        || provider_summaries.iter().any(|p| p.status != "ok");
+    let report = ScanReport {
+        schema: SCAN_SCHEMA.into(),
+        tool: Tool {
+            name: "driftwatch".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        scan: ScanInfo {
+            started_at,
+            finished_at: now_rfc3339(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        },
+        summary: Summary {
+            in_sync: kinds.total == 0 && !partial,
+            partial,
+            findings: kinds,
+            resources: result.counts,
+            coverage: result.coverage,
+            providers: provider_summaries,
+            states: state_summaries,
+        },
+        findings: result.findings,
+    };
+    let mut sink_errors = Vec::new();
+    for s in &sinks {
+        if let Err(e) = s.deliver(&report).await {
+            tracing::error!(sink = s.name(), error = %e, "sink failed");
+            sink_errors.push((s.name().to_string(), e.to_string()));
+        }
+    }
+    Ok(ScanOutcome {
+        report,
+        sink_errors,
+    })
+}

@@ -1,0 +1,20 @@
+//! The contracts of driftwatch: the normalised schema every provider emits, the findings
+//! the diff produces, the scan document sinks deliver, and the `Provider` and `Sink` traits.
+//!
+//! Third parties compile against this crate, so it stays small: serde, serde_json,
+//! async-trait and thiserror only.
+
+pub mod provider;
+pub mod report;
+pub mod schema;
+pub mod sink;
+
+pub use provider::{
+    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Scope,
+};
+pub use report::{ScanReport, Summary, SCAN_SCHEMA};
+pub use schema::*;
+pub use sink::{Sink, SinkError};
+
+/// The version of this SDK, reported by plugins and the host.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

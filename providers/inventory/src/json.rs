@@ -1,0 +1,447 @@
+//! Reading export files and picking values out of loosely typed JSON.
+//!
+//! Every format accepts a single JSON document or JSON lines, so the document shape is
+//! decided once here, and the helpers below keep the per-format mappers short.
+
+use driftwatch_plugin_sdk::{ProviderError, Resource, ResourceKey};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Builds the error for a file that cannot be understood.
+pub(crate) fn input_err(source: &str, message: impl Into<String>) -> ProviderError {
+    ProviderError::Input {
+        source_name: source.to_string(),
+        message: message.into(),
+    }
+}
+
+/// What a file turned out to hold.
+pub(crate) enum Doc {
+    /// Nothing but whitespace.
+    Empty,
+    /// One JSON value, starting on the given line.
+    Single(usize, Value),
+    /// Several JSON values (JSON lines), each with the line it starts on.
+    Lines(Vec<(usize, Value)>),
+}
+
+/// Where an item sits in its file, for error messages; formatted only when needed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Loc<'a> {
+    /// Element `i` of the array under `field` (`$` for a top-level array).
+    Index(&'a str, usize),
+    /// A JSON-lines record starting on this line.
+    Line(usize),
+}
+
+impl fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loc::Index(field, i) => write!(f, "{field}[{i}]"),
+            Loc::Line(n) => write!(f, "line {n}"),
+        }
+    }
+}
+
+/// Parses a file into one document or a sequence of JSON-lines records.
+pub(crate) fn read_doc(source: &str, bytes: &[u8]) -> Result<Doc, ProviderError> {
+    let text = decode(source, bytes)?;
+    let bytes: &[u8] = &text;
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let mut values: Vec<(usize, Value)> = Vec::new();
+    loop {
+        let start = skip_ws(bytes, stream.byte_offset());
+        match stream.next() {
+            None => break,
+            Some(Ok(v)) => values.push((start, v)),
+            Some(Err(e)) => return Err(input_err(source, format!("invalid JSON: {e}"))),
+        }
+    }
+    // Offsets become line numbers in one pass, so JSON lines cost no more than one document.
+    let mut line = 1;
+    let mut pos = 0;
+    for (start, _) in values.iter_mut() {
+        line += count_newlines(&bytes[pos..*start]);
+        pos = *start;
+        *start = line;
+    }
+    Ok(match values.len() {
+        0 => Doc::Empty,
+        1 => {
+            let (line, v) = values.pop().unwrap_or((1, Value::Null));
+            Doc::Single(line, v)
+        }
+        _ => Doc::Lines(values),
+    })
+}
+
+/// Strips a UTF-8 byte-order mark and converts UTF-16, which PowerShell redirection writes.
+fn decode<'a>(source: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, ProviderError> {
+    if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        return Ok(Cow::Borrowed(rest));
+    }
+    let utf16 = |rest: &[u8], le: bool| -> Result<Cow<'a, [u8]>, ProviderError> {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        String::from_utf16(&units)
+            .map(|s| Cow::Owned(s.into_bytes()))
+            .map_err(|_| input_err(source, "invalid UTF-16 text"))
+    };
+    if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
+        return utf16(rest, true);
+    }
+    if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+        return utf16(rest, false);
+    }
+    Ok(Cow::Borrowed(bytes))
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count()
+}
+
+/// A short name of a JSON value's kind, for "expected X, found Y" messages.
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string field, if present and a string.
+pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The first of several spellings of a string field (snake_case, camelCase, ...), non-empty.
+pub(crate) fn first_str<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| str_at(v, k))
+        .filter(|s| !s.is_empty())
+}
+
+/// Like [`first_str`], on an object's map.
+pub(crate) fn map_str<'a>(m: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|k| m.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+}
+
+/// The first present, non-null field among several spellings.
+pub(crate) fn first_of<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().find_map(|k| v.get(k).filter(|x| !x.is_null()))
+}
+
+/// The last `/`-separated segment of a URL or path (`.../machineTypes/e2-medium` → `e2-medium`).
+pub(crate) fn last_segment(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+/// The segment following `marker` in a `/`-separated path, compared case-insensitively.
+pub(crate) fn segment_after<'a>(path: &'a str, marker: &str) -> Option<&'a str> {
+    let mut parts = path.split('/');
+    while let Some(p) = parts.next() {
+        if p.eq_ignore_ascii_case(marker) {
+            return parts.next().filter(|s| !s.is_empty());
+        }
+    }
+    None
+}
+
+/// A JSON boolean, also accepting `"true"`/`"false"` and EC2's `{"value": bool}` wrapper.
+pub(crate) fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        Value::Object(m) => m.get("value").and_then(as_bool),
+        _ => None,
+    }
+}
+
+/// An integer, also accepting the decimal strings that int64 fields become in Google APIs.
+pub(crate) fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A scalar as text (tags sometimes carry numbers or booleans).
+pub(crate) fn scalar_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The strings of a JSON array; anything else (absent, null) is the empty list.
+pub(crate) fn strings(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(|s| Value::String(s.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Tags given as a JSON object (`{"env": "prod"}`).
+pub(crate) fn tags_from_object(v: Option<&Value>, into: &mut BTreeMap<String, String>) {
+    if let Some(Value::Object(m)) = v {
+        for (k, v) in m {
+            into.insert(k.clone(), scalar_string(v));
+        }
+    }
+}
+
+/// Tags given as a list of `{key, value}` (EC2/IAM style, either capitalisation).
+pub(crate) fn tags_from_list(v: Option<&Value>, into: &mut BTreeMap<String, String>) {
+    if let Some(Value::Array(items)) = v {
+        for t in items {
+            if let Some(k) = first_str(t, &["key", "Key"]) {
+                let val = first_of(t, &["value", "Value"])
+                    .map(scalar_string)
+                    .unwrap_or_default();
+                into.insert(k.to_string(), val);
+            }
+        }
+    }
+}
+
+/// Tags as the JSON object Terraform stores in `tags`/`labels`.
+pub(crate) fn tags_value(tags: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        tags.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Copies a field into the attributes when it was observed (present and not null).
+pub(crate) fn put(attrs: &mut Map<String, Value>, key: &str, v: Option<&Value>) {
+    if let Some(v) = v.filter(|v| !v.is_null()) {
+        attrs.insert(key.to_string(), v.clone());
+    }
+}
+
+/// Copies a boolean field when observed.
+pub(crate) fn put_bool(attrs: &mut Map<String, Value>, key: &str, v: Option<&Value>) {
+    if let Some(b) = v.and_then(as_bool) {
+        attrs.insert(key.to_string(), Value::Bool(b));
+    }
+}
+
+/// Copies an integer field when observed.
+pub(crate) fn put_int(attrs: &mut Map<String, Value>, key: &str, v: Option<&Value>) {
+    if let Some(n) = v.and_then(as_int) {
+        attrs.insert(key.to_string(), Value::from(n));
+    }
+}
+
+/// Copies a string field when observed.
+pub(crate) fn put_str(attrs: &mut Map<String, Value>, key: &str, v: Option<&str>) {
+    if let Some(s) = v {
+        attrs.insert(key.to_string(), Value::String(s.to_string()));
+    }
+}
+
+/// A resource with its key set.
+pub(crate) fn new_resource(provider: &str, ty: &str, id: impl Into<String>) -> Resource {
+    Resource::new(ResourceKey::new(provider, ty, id))
+}
+
+/// Turns per-reason skip counts into warnings (`skipped 3 item(s) of unsupported type X`).
+pub(crate) fn skip_warnings(counts: BTreeMap<String, usize>) -> Vec<String> {
+    counts
+        .into_iter()
+        .map(|(what, n)| format!("skipped {n} {what}"))
+        .collect()
+}
+
+/// A capture or update time in milliseconds since the epoch, for keeping the latest record.
+///
+/// Accepts RFC 3339 strings and the epoch seconds older AWS CLI versions print.
+pub(crate) fn parse_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_f64().map(epoch_to_ms),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(epoch_to_ms)
+            .or_else(|| parse_rfc3339(s.trim())),
+        _ => None,
+    }
+}
+
+fn epoch_to_ms(f: f64) -> i64 {
+    // Above 1e11 the number is already in milliseconds (1e11 seconds is the year 5138).
+    if f.abs() >= 1e11 {
+        f as i64
+    } else {
+        (f * 1000.0) as i64
+    }
+}
+
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = s.get(from..to)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, se) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let mut i = 19;
+    let mut ms = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let frac = &s[start..i];
+        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+        ms = digits.parse().ok()?;
+    }
+    let offset_min = match b.get(i) {
+        None | Some(b'Z' | b'z') => 0,
+        Some(sign @ (b'+' | b'-')) => {
+            let rest = s.get(i + 1..)?.replace(':', "");
+            if rest.len() != 4 || !rest.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let m = rest[..2].parse::<i64>().ok()? * 60 + rest[2..].parse::<i64>().ok()?;
+            if *sign == b'-' {
+                -m
+            } else {
+                m
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    let minutes = (days * 24 + h) * 60 + mi - offset_min;
+    Some((minutes * 60 + se) * 1000 + ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Parses a port or port range (`22`, `8000-9000`) into an SDK range.
+pub(crate) fn port_range(s: &str) -> Option<driftwatch_plugin_sdk::PortRange> {
+    let s = s.trim();
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (s, s),
+    };
+    Some(driftwatch_plugin_sdk::PortRange {
+        from: a.parse().ok()?,
+        to: b.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn times_compare_across_formats() {
+        let a = parse_time(&json!("2024-05-01T12:00:00Z")).unwrap();
+        let b = parse_time(&json!("2024-05-01T12:00:00.000Z")).unwrap();
+        let c = parse_time(&json!("2024-05-01T14:00:00+02:00")).unwrap();
+        let d = parse_time(&json!(1714564800.0)).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a, d);
+        assert_eq!(a, 1_714_564_800_000);
+        assert!(parse_time(&json!("2024-05-01T12:00:00.5Z")).unwrap() > a);
+        assert_eq!(parse_time(&json!("yesterday")), None);
+        assert_eq!(parse_time(&json!("2024-05-01T12:00:00+2")), None);
+    }
+
+    #[test]
+    fn documents_and_lines() {
+        assert!(matches!(read_doc("f", b"  \n").unwrap(), Doc::Empty));
+        match read_doc("f", b"\n\n{\"a\": [1,\n2]}\n").unwrap() {
+            Doc::Single(3, v) => assert_eq!(v, json!({"a": [1, 2]})),
+            _ => panic!("expected one document"),
+        }
+        match read_doc("f", b"{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}").unwrap() {
+            Doc::Lines(v) => {
+                let lines: Vec<usize> = v.iter().map(|(l, _)| *l).collect();
+                assert_eq!(lines, [1, 3, 4]);
+            }
+            _ => panic!("expected lines"),
+        }
+        let err = read_doc("f.jsonl", b"{\"a\":1}\n{\"a\":\n").unwrap_err();
+        assert!(err.to_string().starts_with("f.jsonl: invalid JSON"), "{err}");
+        assert!(err.to_string().contains("line 2") || err.to_string().contains("line 3"));
+    }
+
+    #[test]
+    fn bom_and_utf16() {
+        assert!(matches!(
+            read_doc("f", b"\xEF\xBB\xBF[1]").unwrap(),
+            Doc::Single(1, _)
+        ));
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "[true]".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        match read_doc("f", &utf16).unwrap() {
+            Doc::Single(_, v) => assert_eq!(v, json!([true])),
+            _ => panic!("expected a document"),
+        }
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(port_range("22").map(|p| (p.from, p.to)), Some((22, 22)));
+        assert_eq!(
+            port_range("8000-9000").map(|p| (p.from, p.to)),
+            Some((8000, 9000))
+        );
+        assert_eq!(port_range("*"), None);
+        assert_eq!(port_range("70000"), None);
+    }
+}
