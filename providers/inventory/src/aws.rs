@@ -4,7 +4,7 @@
 
 use crate::json::{
     as_bool, as_int, first_of, first_str, input_err, kind, last_segment, map_str, new_resource, put,
-    put_bool, put_int, put_str, read_doc, skip_warnings, str_at, strings, tags_from_list,
+    put_bool, put_int, put_str, read_doc, skip_warnings, str_at, tags_from_list,
     tags_from_object, tags_value, Doc, Loc,
 };
 use driftwatch_plugin_sdk::{

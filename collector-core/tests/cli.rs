@@ -1,0 +1,249 @@
+//! The `driftwatch` binary as a user runs it: exit codes, formats, and error messages.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
+    c.env_remove("DRIFTWATCH_LOG").env_remove("DRIFTWATCH_OUT");
+    c
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn quickstart() -> PathBuf {
+    repo().join("examples/quickstart/driftwatch.toml")
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("driftwatch runs");
+    (
+        status.code().expect("exited normally, no signal"),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+/// A copy of the quickstart in a temporary folder, so tests may edit it.
+fn quickstart_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/quickstart"), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            if e.file_name() != "out" {
+                copy_dir(&e.path(), &target);
+            }
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn quickstart_json_exits_2_and_matches_the_schema() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(bin()
+        .args(["scan", "--format", "json", "--config"])
+        .arg(quickstart())
+        .env("DRIFTWATCH_OUT", out.path()));
+    assert_eq!(code, 2, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["schema"], "driftwatch.scan/v1");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("docs/scan-v1.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The file sink wrote the same document, atomically, where ${DRIFTWATCH_OUT} pointed.
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("last-scan.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["findings"], doc["findings"]);
+    // Secrets from the states never leave.
+    for secret in ["correct-horse-battery-staple", "c2VjcmV0LWtleS1kby1ub3Qtc2hvdw"] {
+        assert!(!stdout.contains(secret));
+    }
+}
+
+#[test]
+fn quickstart_other_formats() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (fmt, file) in [("jsonl", "o.jsonl"), ("sarif", "o.sarif"), ("table", "o.txt")] {
+        let target = tmp.path().join(file);
+        let (code, stdout, stderr) = run(bin()
+            .args(["scan", "--quiet", "--config"])
+            .arg(quickstart())
+            .arg("--output")
+            .arg(&target)
+            .env("DRIFTWATCH_OUT", tmp.path()));
+        assert_eq!(code, 2, "{fmt}: {stderr}");
+        assert!(stdout.is_empty(), "{fmt}: output went to stdout");
+        let text = std::fs::read_to_string(&target).unwrap();
+        match fmt {
+            "jsonl" => {
+                let lines: Vec<Value> = text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                let last = lines.last().unwrap();
+                assert_eq!(last["schema"], "driftwatch.summary/v1");
+                let findings = &lines[..lines.len() - 1];
+                assert_eq!(
+                    findings.len() as u64,
+                    last["summary"]["findings"]["total"].as_u64().unwrap()
+                );
+                assert!(findings
+                    .iter()
+                    .all(|f| f["schema"] == "driftwatch.finding/v1" && f["id"].is_string()));
+            }
+            "sarif" => {
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["version"], "2.1.0");
+                let results = v["runs"][0]["results"].as_array().unwrap();
+                assert!(!results.is_empty());
+                for r in results {
+                    assert!(r["ruleId"].as_str().unwrap().starts_with("driftwatch/"));
+                    assert!(r["partialFingerprints"]["driftwatchFindingId/v1"].is_string());
+                    assert!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                        .is_string());
+                }
+            }
+            _ => {
+                assert!(text.contains("KIND"), "{text}");
+                assert!(text.contains("finding(s):"), "{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn in_sync_estate_exits_0() {
+    // The quickstart with every drift left out by an ignore-everything file.
+    let dir = quickstart_copy();
+    std::fs::write(dir.path().join(".driftignore"), "*\n").unwrap();
+    let (code, stdout, stderr) = run(bin()
+        .args(["scan", "--format", "json", "--config"])
+        .arg(dir.path().join("driftwatch.toml")));
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["summary"]["in_sync"], true);
+    assert!(doc["summary"]["resources"]["ignored"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_line() {
+    let dir = quickstart_copy();
+    let cfg = dir.path().join("driftwatch.toml");
+    std::fs::write(
+        &cfg,
+        "[iac]\nstates = [\"nowhere/*.tfstate\"]\n\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"a.json\"]\nbogus = 1\n\n[[providers]]\nkind = \"nope\"\n\n[[sinks]]\nkind = \"file\"\nformat = \"xml\"\npath = \"o.json\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(bin().args(["validate", "--config"]).arg(&cfg));
+    assert_eq!(code, 1);
+    for needle in [
+        "driftwatch.toml:2: `iac.states[0]`: no state file matches",
+        "driftwatch.toml:8: `providers[0].bogus`",
+        "driftwatch.toml:11: `providers[1].kind`: unknown provider kind `nope`",
+        "driftwatch.toml:15: `sinks[0].format`",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    // `scan` refuses the same config the same way, before doing anything.
+    let (code, stdout, stderr2) = run(bin().args(["scan", "--config"]).arg(&cfg));
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert_eq!(stderr, stderr2);
+}
+
+#[test]
+fn validate_accepts_the_quickstart() {
+    let (code, stdout, stderr) = run(bin().args(["validate", "--config"]).arg(quickstart()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok (4 state file(s), 3 provider(s), 1 sink(s), 1 ignore rule(s))"), "{stdout}");
+}
+
+#[test]
+fn malformed_inputs_exit_1_with_the_file_named() {
+    let dir = quickstart_copy();
+    let cfg = dir.path().join("driftwatch.toml");
+    // A truncated state.
+    let state = dir.path().join("states/aws/app.tfstate");
+    let text = std::fs::read_to_string(&state).unwrap();
+    std::fs::write(&state, &text[..text.len() / 2]).unwrap();
+    let (code, stdout, stderr) = run(bin().args(["scan", "--config"]).arg(&cfg));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("app.tfstate: the file ends early"), "{stderr}");
+    std::fs::write(&state, text).unwrap();
+    // A broken export: the provider fails, the scan is partial, exit 1, the others still report.
+    std::fs::write(dir.path().join("inventory/gcp-assets.jsonl"), "{\"name\": \n").unwrap();
+    let (code, stdout, stderr) = run(bin().args(["scan", "--format", "json", "--config"]).arg(&cfg));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("gcp-assets"), "{stderr}");
+    assert!(stderr.contains("gcp-assets.jsonl"), "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["summary"]["partial"], true);
+    let findings = doc["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["resource"]["provider"] == "aws"));
+    // Nothing of GCP is reported missing because its listing failed.
+    assert!(!findings
+        .iter()
+        .any(|f| f["resource"]["provider"] == "gcp" && f["kind"] == "missing"));
+    assert!(doc["summary"]["resources"]["not_judged"].as_u64().unwrap() > 0);
+    // A config that is not TOML.
+    std::fs::write(&cfg, "[iac\nstates = 1\n").unwrap();
+    let (code, _, stderr) = run(bin().args(["scan", "--config"]).arg(&cfg));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("driftwatch.toml:1: not valid TOML"), "{stderr}");
+    // A config that does not exist.
+    let (code, _, stderr) = run(bin().args(["scan", "--config", "/nonexistent/dw.toml"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("/nonexistent/dw.toml"), "{stderr}");
+}
+
+#[test]
+fn iac_list_prints_declared_resources() {
+    let states = repo().join("examples/quickstart/states");
+    let (code, stdout, stderr) = run(bin()
+        .current_dir(&states)
+        .args(["iac", "list", "--format", "json", "--state", "aws/*.tfstate", "--state"])
+        .arg(states.join("gcp/main.tfstate")));
+    assert_eq!(code, 0, "{stderr}");
+    let list: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    for item in &list {
+        for key in ["provider", "type", "id", "address", "source"] {
+            assert!(item[key].is_string(), "{key} in {item}");
+        }
+    }
+    let sg = list
+        .iter()
+        .find(|i| i["address"] == "module.network.aws_subnet.private[\"a\"]")
+        .expect("for_each instance listed with its key");
+    assert_eq!(sg["id"], "subnet-0aa11bb22cc33dd44");
+    assert_eq!(sg["source"], "aws/network.tfstate");
+    assert!(list.iter().any(|i| i["provider"] == "gcp"));
+    assert!(!stdout.contains("correct-horse-battery-staple"));
+    let db = list.iter().find(|i| i["type"] == "aws_db_instance").unwrap();
+    assert_eq!(db["masked"], serde_json::json!(["password"]));
+
+    let (code, _, stderr) = run(bin().args(["iac", "list", "--state", "/nonexistent/*.tfstate"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no state file matches"), "{stderr}");
+}
