@@ -141,8 +141,13 @@ fn generate(dir: &Path, n: usize) {
     let state = json!({"version": 4, "terraform_version": "1.9.8", "serial": 1,
         "lineage": "bench", "outputs": {}, "resources": resources});
     std::fs::write(dir.join("big.tfstate"), serde_json::to_vec(&state).unwrap()).unwrap();
-    let snap = json!({"fileVersion": "1.0", "configSnapshotId": "bench", "configurationItems": items});
-    std::fs::write(dir.join("snapshot.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
+    let snap =
+        json!({"fileVersion": "1.0", "configSnapshotId": "bench", "configurationItems": items});
+    std::fs::write(
+        dir.join("snapshot.json"),
+        serde_json::to_vec(&snap).unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("driftwatch.toml"),
         "[iac]\nstates = [\"big.tfstate\"]\n\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"snapshot.json\"]\n",
@@ -156,11 +161,20 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Runs the binary once; returns its wall time, peak resident memory in KiB, and exit code.
+// The child is reaped by `wait4`, which also yields its resource usage; `Child::wait` cannot.
+#[allow(clippy::zombie_processes)]
 fn scan_once(dir: &Path) -> (Duration, i64, i32) {
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .current_dir(dir)
-        .args(["scan", "--quiet", "--format", "json", "--output", "report.json"])
+        .args([
+            "scan",
+            "--quiet",
+            "--format",
+            "json",
+            "--output",
+            "report.json",
+        ])
         .spawn()
         .expect("driftwatch starts");
     let pid = child.id() as libc::pid_t;
@@ -189,8 +203,14 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
     generate(dir.path(), n);
-    let state_mb = std::fs::metadata(dir.path().join("big.tfstate")).unwrap().len() as f64 / 1e6;
-    let snap_mb = std::fs::metadata(dir.path().join("snapshot.json")).unwrap().len() as f64 / 1e6;
+    let state_mb = std::fs::metadata(dir.path().join("big.tfstate"))
+        .unwrap()
+        .len() as f64
+        / 1e6;
+    let snap_mb = std::fs::metadata(dir.path().join("snapshot.json"))
+        .unwrap()
+        .len() as f64
+        / 1e6;
     println!(
         "generated {n} resources: state {state_mb:.1} MB, snapshot {snap_mb:.1} MB ({:.1}s)",
         t.elapsed().as_secs_f64()
@@ -221,8 +241,14 @@ fn main() {
         "findings: {} changed, {} missing, {} unmanaged (of {n})",
         f["changed"], f["missing"], f["unmanaged"]
     );
-    println!("serde_json parse of both files (baseline): {:>8.1} ms", b.as_secs_f64() * 1e3);
-    println!("driftwatch scan, whole process:            {:>8.1} ms", s.as_secs_f64() * 1e3);
+    println!(
+        "serde_json parse of both files (baseline): {:>8.1} ms",
+        b.as_secs_f64() * 1e3
+    );
+    println!(
+        "driftwatch scan, whole process:            {:>8.1} ms",
+        s.as_secs_f64() * 1e3
+    );
     println!(
         "ratio scan / baseline: {:.2}x   peak RSS of the scan: {:.1} MiB   (median of {runs})",
         s.as_secs_f64() / b.as_secs_f64(),

@@ -170,21 +170,18 @@ impl Locator {
         let mut cur = Cur::Table(doc.as_table());
         for seg in split_path(path) {
             let (span, next) = match (seg, cur) {
-                (Seg::Key(k), Cur::Table(t)) => (
-                    t.key(k).and_then(|k| k.span()),
-                    t.get(k).map(of_item),
-                ),
-                (Seg::Key(k), Cur::Inline(t)) => (
-                    t.key(k).and_then(|k| k.span()),
-                    t.get(k).map(of_value),
-                ),
+                (Seg::Key(k), Cur::Table(t)) => {
+                    (t.key(k).and_then(|k| k.span()), t.get(k).map(of_item))
+                }
+                (Seg::Key(k), Cur::Inline(t)) => {
+                    (t.key(k).and_then(|k| k.span()), t.get(k).map(of_value))
+                }
                 (Seg::Index(i), Cur::Tables(a)) => {
                     (a.get(i).and_then(|t| t.span()), a.get(i).map(Cur::Table))
                 }
-                (Seg::Index(i), Cur::Array(a)) => (
-                    a.get(i).and_then(|v| v.span()),
-                    a.get(i).map(of_value),
-                ),
+                (Seg::Index(i), Cur::Array(a)) => {
+                    (a.get(i).and_then(|v| v.span()), a.get(i).map(of_value))
+                }
                 _ => (None, None),
             };
             if span.is_some() {
@@ -252,11 +249,7 @@ pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{expr}}}` is not a variable name"));
             }
             match (lookup(name), default) {
@@ -326,7 +319,11 @@ pub fn toml_to_json(v: &toml::Value) -> Json {
     }
 }
 
-fn serde_problem(loc: &Locator, prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigProblem {
+fn serde_problem(
+    loc: &Locator,
+    prefix: &str,
+    e: serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigProblem {
     let inner = e.path().to_string();
     let path = match (prefix.is_empty(), inner.as_str()) {
         (_, ".") => prefix.to_string(),
@@ -567,7 +564,10 @@ mod tests {
     fn expansion() {
         assert_eq!(expand_env("${HOME_DIR}/a", &env).unwrap(), "/home/x/a");
         assert_eq!(expand_env("${NOPE:-d}", &env).unwrap(), "d");
-        assert_eq!(expand_env("$${HOME_DIR} $5", &env).unwrap(), "${HOME_DIR} $5");
+        assert_eq!(
+            expand_env("$${HOME_DIR} $5", &env).unwrap(),
+            "${HOME_DIR} $5"
+        );
         assert!(expand_env("${NOPE}", &env).unwrap_err().contains("NOPE"));
         assert!(expand_env("${bad name}", &env).is_err());
     }
@@ -576,7 +576,11 @@ mod tests {
     fn every_problem_with_its_line() {
         let text = "[scan]\nbatch_size = 0\n\n[iac]\nstates = [\"${MISSING}\"]\n\n[[providers]]\nname = \"x\"\n\n[[providers]]\nkind = 3\n\n[bogus]\n";
         let e = Config::parse(Path::new("c.toml"), text, &env).unwrap_err();
-        let lines: Vec<_> = e.problems.iter().map(|p| (p.line, p.path.as_str())).collect();
+        let lines: Vec<_> = e
+            .problems
+            .iter()
+            .map(|p| (p.line, p.path.as_str()))
+            .collect();
         assert_eq!(
             lines,
             [

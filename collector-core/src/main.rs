@@ -114,7 +114,7 @@ fn fail(msg: impl std::fmt::Display) -> u8 {
     EXIT_ERROR
 }
 
-fn load(config: &PathBuf, extra_ignore: &[PathBuf]) -> Result<scan::Prepared, u8> {
+fn load(config: &std::path::Path, extra_ignore: &[PathBuf]) -> Result<scan::Prepared, u8> {
     let cfg = Config::load(config).map_err(fail)?;
     scan::prepare(cfg, extra_ignore).map_err(fail)
 }
@@ -239,7 +239,12 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
                     &d.source,
                 ]);
             }
-            writeln!(out, "{t}\n{} resource(s) in {} state file(s)", all.len(), files.len())
+            writeln!(
+                out,
+                "{t}\n{} resource(s) in {} state file(s)",
+                all.len(),
+                files.len()
+            )
         }
     };
     match res {

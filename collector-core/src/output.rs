@@ -250,7 +250,10 @@ pub fn sarif(report: &ScanReport, config_path: &str) -> Value {
                 ),
                 FindingKind::Missing => format!("{subject} ({}) is declared but gone", r.key.id),
                 FindingKind::Unmanaged => {
-                    format!("{} {} is live but declared in no state", r.key.r#type, r.key.id)
+                    format!(
+                        "{} {} is live but declared in no state",
+                        r.key.r#type, r.key.id
+                    )
                 }
             };
             let uri = r.source.clone().unwrap_or_else(|| config_path.to_string());

@@ -12,7 +12,9 @@ pub const SINK_KINDS: &[&str] = &["file"];
 /// A fresh, unconfigured provider of `kind`.
 pub fn provider(kind: &str) -> Option<Box<dyn Provider>> {
     match kind {
-        "inventory" => None,
+        "inventory" => Some(Box::new(
+            driftwatch_provider_inventory::InventoryProvider::default(),
+        )),
         _ => None,
     }
 }

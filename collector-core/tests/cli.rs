@@ -11,7 +11,10 @@ fn bin() -> Command {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn quickstart() -> PathBuf {
@@ -72,11 +75,13 @@ fn quickstart_json_exits_2_and_matches_the_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
     // The file sink wrote the same document, atomically, where ${DRIFTWATCH_OUT} pointed.
     let written: Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("last-scan.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("last-scan.json")).unwrap()).unwrap();
     assert_eq!(written["findings"], doc["findings"]);
     // Secrets from the states never leave.
-    for secret in ["correct-horse-battery-staple", "c2VjcmV0LWtleS1kby1ub3Qtc2hvdw"] {
+    for secret in [
+        "correct-horse-battery-staple",
+        "c2VjcmV0LWtleS1kby1ub3Qtc2hvdw",
+    ] {
         assert!(!stdout.contains(secret));
     }
 }
@@ -84,7 +89,11 @@ fn quickstart_json_exits_2_and_matches_the_schema() {
 #[test]
 fn quickstart_other_formats() {
     let tmp = tempfile::tempdir().unwrap();
-    for (fmt, file) in [("jsonl", "o.jsonl"), ("sarif", "o.sarif"), ("table", "o.txt")] {
+    for (fmt, file) in [
+        ("jsonl", "o.jsonl"),
+        ("sarif", "o.sarif"),
+        ("table", "o.txt"),
+    ] {
         let target = tmp.path().join(file);
         let (code, stdout, stderr) = run(bin()
             .args(["scan", "--quiet", "--config"])
@@ -120,8 +129,10 @@ fn quickstart_other_formats() {
                 for r in results {
                     assert!(r["ruleId"].as_str().unwrap().starts_with("driftwatch/"));
                     assert!(r["partialFingerprints"]["driftwatchFindingId/v1"].is_string());
-                    assert!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-                        .is_string());
+                    assert!(
+                        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                            .is_string()
+                    );
                 }
             }
             _ => {
@@ -176,7 +187,10 @@ fn validate_reports_every_problem_with_its_line() {
 fn validate_accepts_the_quickstart() {
     let (code, stdout, stderr) = run(bin().args(["validate", "--config"]).arg(quickstart()));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("ok (4 state file(s), 3 provider(s), 1 sink(s), 1 ignore rule(s))"), "{stdout}");
+    assert!(
+        stdout.contains("ok (4 state file(s), 3 provider(s), 1 sink(s), 1 ignore rule(s))"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -190,11 +204,20 @@ fn malformed_inputs_exit_1_with_the_file_named() {
     let (code, stdout, stderr) = run(bin().args(["scan", "--config"]).arg(&cfg));
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.is_empty());
-    assert!(stderr.contains("app.tfstate: the file ends early"), "{stderr}");
+    assert!(
+        stderr.contains("app.tfstate: the file ends early"),
+        "{stderr}"
+    );
     std::fs::write(&state, text).unwrap();
     // A broken export: the provider fails, the scan is partial, exit 1, the others still report.
-    std::fs::write(dir.path().join("inventory/gcp-assets.jsonl"), "{\"name\": \n").unwrap();
-    let (code, stdout, stderr) = run(bin().args(["scan", "--format", "json", "--config"]).arg(&cfg));
+    std::fs::write(
+        dir.path().join("inventory/gcp-assets.jsonl"),
+        "{\"name\": \n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(bin()
+        .args(["scan", "--format", "json", "--config"])
+        .arg(&cfg));
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("gcp-assets"), "{stderr}");
     assert!(stderr.contains("gcp-assets.jsonl"), "{stderr}");
@@ -211,7 +234,10 @@ fn malformed_inputs_exit_1_with_the_file_named() {
     std::fs::write(&cfg, "[iac\nstates = 1\n").unwrap();
     let (code, _, stderr) = run(bin().args(["scan", "--config"]).arg(&cfg));
     assert_eq!(code, 1);
-    assert!(stderr.contains("driftwatch.toml:1: not valid TOML"), "{stderr}");
+    assert!(
+        stderr.contains("driftwatch.toml:1: not valid TOML"),
+        "{stderr}"
+    );
     // A config that does not exist.
     let (code, _, stderr) = run(bin().args(["scan", "--config", "/nonexistent/dw.toml"]));
     assert_eq!(code, 1);
@@ -223,7 +249,15 @@ fn iac_list_prints_declared_resources() {
     let states = repo().join("examples/quickstart/states");
     let (code, stdout, stderr) = run(bin()
         .current_dir(&states)
-        .args(["iac", "list", "--format", "json", "--state", "aws/*.tfstate", "--state"])
+        .args([
+            "iac",
+            "list",
+            "--format",
+            "json",
+            "--state",
+            "aws/*.tfstate",
+            "--state",
+        ])
         .arg(states.join("gcp/main.tfstate")));
     assert_eq!(code, 0, "{stderr}");
     let list: Vec<Value> = serde_json::from_str(&stdout).unwrap();
@@ -240,7 +274,10 @@ fn iac_list_prints_declared_resources() {
     assert_eq!(sg["source"], "aws/network.tfstate");
     assert!(list.iter().any(|i| i["provider"] == "gcp"));
     assert!(!stdout.contains("correct-horse-battery-staple"));
-    let db = list.iter().find(|i| i["type"] == "aws_db_instance").unwrap();
+    let db = list
+        .iter()
+        .find(|i| i["type"] == "aws_db_instance")
+        .unwrap();
     assert_eq!(db["masked"], serde_json::json!(["password"]));
 
     let (code, _, stderr) = run(bin().args(["iac", "list", "--state", "/nonexistent/*.tfstate"]));

@@ -62,7 +62,10 @@ impl FoldedRules {
                     inline.insert("security_groups".into(), json!([src]));
                 }
                 let atoms = sg_atoms(&inline);
-                self.rules.entry((sg.clone(), attr)).or_default().extend(atoms);
+                self.rules
+                    .entry((sg.clone(), attr))
+                    .or_default()
+                    .extend(atoms);
                 Some(sg)
             }
             "aws_vpc_security_group_ingress_rule" | "aws_vpc_security_group_egress_rule" => {
@@ -92,7 +95,10 @@ impl FoldedRules {
                     }
                 }
                 let atoms = sg_atoms(&inline);
-                self.rules.entry((sg.clone(), attr)).or_default().extend(atoms);
+                self.rules
+                    .entry((sg.clone(), attr))
+                    .or_default()
+                    .extend(atoms);
                 Some(sg)
             }
             "azurerm_network_security_rule" => {
@@ -245,7 +251,11 @@ pub fn sg_atoms(rule: &Map<String, Value>) -> Vec<Value> {
             for item in items {
                 if let Some(s) = item.as_str() {
                     // Cross-account references are stored as `account/sg-id`.
-                    let s = s.rsplit('/').next().filter(|_| key == "security_groups").unwrap_or(s);
+                    let s = s
+                        .rsplit('/')
+                        .next()
+                        .filter(|_| key == "security_groups")
+                        .unwrap_or(s);
                     sources.push(s.to_string());
                 }
             }
@@ -278,8 +288,12 @@ pub fn nsg_rule(rule: &Value) -> Value {
     let mut out = Map::new();
     for (k, v) in m {
         let plural = match k.as_str() {
-            "source_port_range" | "destination_port_range" | "source_address_prefix"
-            | "destination_address_prefix" => Some(format!("{k}{}", if k.ends_with('x') { "es" } else { "s" })),
+            "source_port_range"
+            | "destination_port_range"
+            | "source_address_prefix"
+            | "destination_address_prefix" => {
+                Some(format!("{k}{}", if k.ends_with('x') { "es" } else { "s" }))
+            }
             _ => None,
         };
         match plural {
@@ -345,7 +359,10 @@ mod tests {
         let rule = json!({"security_group_id": "sg-1", "ip_protocol": "tcp", "from_port": 22,
                           "to_port": 22, "cidr_ipv4": "192.168.0.0/16"});
         assert_eq!(
-            folded.add("aws_vpc_security_group_ingress_rule", rule.as_object().unwrap()),
+            folded.add(
+                "aws_vpc_security_group_ingress_rule",
+                rule.as_object().unwrap()
+            ),
             Some("sg-1".into())
         );
         canonicalise("aws_security_group", &mut declared, Some((&folded, "sg-1")));
@@ -364,10 +381,14 @@ mod tests {
 
     #[test]
     fn nsg_singular_plural() {
-        let a = nsg_rule(&json!({"name": "r", "protocol": "Tcp", "source_port_range": "*",
-                                 "source_port_ranges": [], "destination_port_ranges": ["22", "80"]}));
-        let b = nsg_rule(&json!({"name": "r", "protocol": "tcp", "source_port_ranges": ["*"],
-                                 "destination_port_ranges": ["80", "22"]}));
+        let a = nsg_rule(
+            &json!({"name": "r", "protocol": "Tcp", "source_port_range": "*",
+                                 "source_port_ranges": [], "destination_port_ranges": ["22", "80"]}),
+        );
+        let b = nsg_rule(
+            &json!({"name": "r", "protocol": "tcp", "source_port_ranges": ["*"],
+                                 "destination_port_ranges": ["80", "22"]}),
+        );
         assert_eq!(a, b);
     }
 }

@@ -261,7 +261,9 @@ fn set_diff(path: &str, exp: &[Value], act: &[Value], out: &mut Vec<Change>) {
         return;
     }
     let mut seen_e: HashMap<String, usize> = HashMap::new();
-    let only = |items: &[Value], mine: fn(&(usize, usize)) -> (usize, usize), seen: &mut HashMap<String, usize>| {
+    let only = |items: &[Value],
+                mine: fn(&(usize, usize)) -> (usize, usize),
+                seen: &mut HashMap<String, usize>| {
         let mut res = Vec::new();
         for v in items {
             let s = canonical_string(v);
@@ -364,7 +366,10 @@ mod tests {
         assert!(diff_attributes("google_compute_firewall", &e, &a, &[]).is_empty());
         let a2 = map(json!({"allow": [{"protocol": "tcp", "ports": ["22"]}]}));
         let c = diff_attributes("google_compute_firewall", &e, &a2, &[]);
-        assert_eq!(c[0].expected, json!([{"protocol": "tcp", "ports": ["443", "80"]}]));
+        assert_eq!(
+            c[0].expected,
+            json!([{"protocol": "tcp", "ports": ["443", "80"]}])
+        );
         assert_eq!(c[0].actual, json!([{"protocol": "tcp", "ports": ["22"]}]));
     }
 

@@ -229,20 +229,36 @@ mod tests {
              aws_s3_bucket.*wildcard*\n",
         )
         .unwrap();
-        assert!(ig.apply(finding("aws_s3_bucket", "my-bucket", &[])).is_none());
-        assert!(ig.apply(finding("aws_s3_bucket", "my-bucket.with.dots", &[])).is_none());
-        assert!(ig.apply(finding("aws_s3_bucket", "a-wildcard-b", &[])).is_none());
+        assert!(ig
+            .apply(finding("aws_s3_bucket", "my-bucket", &[]))
+            .is_none());
+        assert!(ig
+            .apply(finding("aws_s3_bucket", "my-bucket.with.dots", &[]))
+            .is_none());
+        assert!(ig
+            .apply(finding("aws_s3_bucket", "a-wildcard-b", &[]))
+            .is_none());
         assert!(ig.apply(finding("aws_s3_bucket", "other", &[])).is_some());
         assert!(ig.apply(finding("aws_iam_user", "bob", &[])).is_none());
         assert!(ig.apply(finding("aws_iam_user", "admin", &[])).is_some());
         let f = ig
-            .apply(finding("aws_instance", "i-1", &["tags.Name", "instance_type"]))
+            .apply(finding(
+                "aws_instance",
+                "i-1",
+                &["tags.Name", "instance_type"],
+            ))
             .unwrap();
         assert_eq!(f.changes.len(), 1);
         assert_eq!(f.changes[0].path, "instance_type");
-        assert!(ig.apply(finding("aws_instance", "i-1", &["tags.Name"])).is_none());
         assert!(ig
-            .apply(finding("aws_lambda_function", "f", &["environment[0].variables.X"]))
+            .apply(finding("aws_instance", "i-1", &["tags.Name"]))
+            .is_none());
+        assert!(ig
+            .apply(finding(
+                "aws_lambda_function",
+                "f",
+                &["environment[0].variables.X"]
+            ))
             .is_none());
     }
 
@@ -251,7 +267,9 @@ mod tests {
         let mut ig = DriftIgnore::default();
         ig.parse("i", "*\n").unwrap();
         assert!(ig.apply(finding("any", "thing", &[])).is_none());
-        let e = DriftIgnore::default().parse("f", "ok.ok\naws..x\n").unwrap_err();
+        let e = DriftIgnore::default()
+            .parse("f", "ok.ok\naws..x\n")
+            .unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.to_string().starts_with("f:2:"));
     }

@@ -9,8 +9,7 @@ use crate::iac::Declared;
 use canon::{canonicalise, live_type, match_id, needs_canonical, FoldedRules, COMPONENT_TYPES};
 use driftwatch_plugin_sdk::report::{Coverage, ResourceCounts};
 use driftwatch_plugin_sdk::{
-    Change, Facets, Finding, FindingKind, FindingResource, FindingStatus, Resource, ResourceKey,
-    Scope,
+    Change, Finding, FindingKind, FindingResource, FindingStatus, Resource, ResourceKey, Scope,
 };
 use ignore::DriftIgnore;
 use sha2::{Digest, Sha256};
@@ -124,7 +123,11 @@ pub fn diff(
     let mut complete: HashMap<(&str, &str), Vec<&Scope>> = HashMap::new();
     let mut failed: HashMap<(&str, &str), Vec<&Scope>> = HashMap::new();
     for s in scopes {
-        let slot = if s.complete { &mut complete } else { &mut failed };
+        let slot = if s.complete {
+            &mut complete
+        } else {
+            &mut failed
+        };
         slot.entry((s.provider.as_str(), s.r#type.as_str()))
             .or_default()
             .push(s);
@@ -153,7 +156,10 @@ pub fn diff(
         let lt = live_type(ty);
         if d.key.id.is_empty() {
             out.counts.not_covered += 1;
-            *out.coverage.uncovered_types.entry(ty.to_string()).or_default() += 1;
+            *out.coverage
+                .uncovered_types
+                .entry(ty.to_string())
+                .or_default() += 1;
             continue;
         }
         let k = key_string(provider, ty, &d.key.id);
@@ -199,7 +205,10 @@ pub fn diff(
             push(&mut out, opts.ignore, f);
         } else {
             out.counts.not_covered += 1;
-            *out.coverage.uncovered_types.entry(ty.to_string()).or_default() += 1;
+            *out.coverage
+                .uncovered_types
+                .entry(ty.to_string())
+                .or_default() += 1;
         }
     }
     // A folded rule counts as matched when its parent group was found live.
@@ -267,16 +276,14 @@ fn finding(
     let id = fingerprint(kind, &key, &changes);
     let account = live.and_then(|l| l.account.clone());
     let region = live.and_then(|l| l.region.clone());
-    let name = live
-        .and_then(|l| l.name.clone())
-        .or_else(|| {
-            declared.and_then(|d| {
-                d.attributes
-                    .get("name")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-        });
+    let name = live.and_then(|l| l.name.clone()).or_else(|| {
+        declared.and_then(|d| {
+            d.attributes
+                .get("name")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+    });
     let (account, region) = match (account, region, declared) {
         (None, None, Some(d)) => declared_scope(d),
         (a, r, _) => (a, r),
@@ -298,6 +305,6 @@ fn finding(
         owner: None,
         first_seen: now.to_string(),
         last_seen: now.to_string(),
-        facets: live.map(|l| l.facets.clone()).unwrap_or_else(Facets::default),
+        facets: live.map(|l| l.facets.clone()).unwrap_or_default(),
     }
 }

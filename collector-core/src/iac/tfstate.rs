@@ -104,9 +104,9 @@ pub fn parse_state(source: &str, bytes: &[u8]) -> Result<StateFile, IacError> {
         Ok(raw) => raw,
         Err(e) => return Err(err(explain_parse_error(bytes, &e))),
     };
-    let version = raw.version.ok_or_else(|| {
-        err("not a Terraform state: it has no top-level `version` field".into())
-    })?;
+    let version = raw
+        .version
+        .ok_or_else(|| err("not a Terraform state: it has no top-level `version` field".into()))?;
     match version {
         4 => {}
         0..=3 => {
@@ -191,9 +191,9 @@ fn explain_parse_error(bytes: &[u8], e: &serde_json::Error) -> String {
             e.column()
         ),
         _ => match serde_json::from_slice::<Probe>(bytes) {
-            Ok(Probe { version: Some(v) }) if v != Value::from(4) => format!(
-                "state format version {v} is not supported (driftwatch reads version 4)"
-            ),
+            Ok(Probe { version: Some(v) }) if v != 4 => {
+                format!("state format version {v} is not supported (driftwatch reads version 4)")
+            }
             Ok(Probe { version: None }) => {
                 "not a Terraform state: it has no top-level `version` field".into()
             }
@@ -240,8 +240,7 @@ pub fn provider_of(reference: Option<&str>, r#type: &str) -> String {
             None
         }
     });
-    let tf_name =
-        tf_name.unwrap_or_else(|| r#type.split('_').next().unwrap_or(r#type).to_string());
+    let tf_name = tf_name.unwrap_or_else(|| r#type.split('_').next().unwrap_or(r#type).to_string());
     normalise_provider(&tf_name).to_string()
 }
 

@@ -3,13 +3,12 @@
 //! bare arrays of configuration items, and JSON lines of items or change notifications.
 
 use crate::json::{
-    as_bool, as_int, first_of, first_str, input_err, kind, last_segment, map_str, new_resource, put,
-    put_bool, put_int, put_str, read_doc, skip_warnings, str_at, tags_from_list,
+    as_bool, as_int, first_of, first_str, input_err, kind, last_segment, map_str, new_resource,
+    put, put_bool, put_int, put_str, read_doc, skip_warnings, str_at, tags_from_list,
     tags_from_object, tags_value, Doc, Loc,
 };
 use driftwatch_plugin_sdk::{
-    Facets, IngressRule, NetworkFacet, PortRange, ProviderError, Resource, RuleAction,
-    StorageFacet,
+    Facets, IngressRule, NetworkFacet, PortRange, ProviderError, Resource, RuleAction, StorageFacet,
 };
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
@@ -167,7 +166,10 @@ impl Reader {
             Some(other) => {
                 return Err(input_err(
                     source,
-                    format!("{loc}: `resourceType` must be a string, found {}", kind(other)),
+                    format!(
+                        "{loc}: `resourceType` must be a string, found {}",
+                        kind(other)
+                    ),
                 ))
             }
         };
@@ -291,7 +293,10 @@ fn outcome(
         Some(other) => {
             return Err(input_err(
                 source,
-                format!("{loc}: `configuration` must be an object, found {}", kind(&other)),
+                format!(
+                    "{loc}: `configuration` must be an object, found {}",
+                    kind(&other)
+                ),
             ))
         }
     };
@@ -767,8 +772,7 @@ fn bucket(it: &mut Item<'_>) -> Result<Vec<Resource>, ProviderError> {
                     let key = by_default
                         .and_then(|d| first_str(d, &["kmsMasterKeyID", "kmsMasterKeyId"]))
                         .unwrap_or("");
-                    let bucket_key =
-                        rule.get("bucketKeyEnabled").and_then(as_bool) == Some(true);
+                    let bucket_key = rule.get("bucketKeyEnabled").and_then(as_bool) == Some(true);
                     json!({
                         "apply_server_side_encryption_by_default": [
                             {"sse_algorithm": alg, "kms_master_key_id": key}
@@ -794,10 +798,7 @@ fn bucket(it: &mut Item<'_>) -> Result<Vec<Resource>, ProviderError> {
             Err(e) => {
                 return Err(input_err(
                     it.source,
-                    format!(
-                        "{}: BucketPolicy.policyText is not valid JSON: {e}",
-                        it.loc
-                    ),
+                    format!("{}: BucketPolicy.policyText is not valid JSON: {e}", it.loc),
                 ))
             }
         },
@@ -942,6 +943,8 @@ mod tests {
         assert!(public_grantee(
             &json!({"uri": "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"})
         ));
-        assert!(!public_grantee(&json!({"id": "abc123", "displayName": null})));
+        assert!(!public_grantee(
+            &json!({"id": "abc123", "displayName": null})
+        ));
     }
 }

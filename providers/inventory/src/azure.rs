@@ -2,9 +2,9 @@
 //! list responses (`{"value": [...]}`).
 
 use crate::json::{
-    as_bool, as_int, first_str, input_err, kind, last_segment, new_resource,
-    port_range, put, put_bool, put_str, read_doc, segment_after, skip_warnings, str_at, strings,
-    tags_from_object, tags_value, Doc, Loc,
+    as_bool, as_int, first_str, input_err, kind, last_segment, new_resource, port_range, put,
+    put_bool, put_str, read_doc, segment_after, skip_warnings, str_at, strings, tags_from_object,
+    tags_value, Doc, Loc,
 };
 use driftwatch_plugin_sdk::{
     Facets, IngressRule, NetworkFacet, ProviderError, Resource, RuleAction, StorageFacet,
@@ -60,9 +60,7 @@ impl Reader {
             Doc::Empty => self.warnings.push(format!("{source}: empty file")),
             Doc::Single(_, Value::Array(rows)) => self.rows(source, "$", rows)?,
             Doc::Single(line, Value::Object(mut doc)) => {
-                let field = ["data", "value"]
-                    .into_iter()
-                    .find(|k| doc.contains_key(*k));
+                let field = ["data", "value"].into_iter().find(|k| doc.contains_key(*k));
                 let Some(field) = field else {
                     if doc.contains_key("type") && doc.contains_key("id") {
                         return self.row(source, Loc::Line(line), Value::Object(doc));
@@ -113,7 +111,10 @@ impl Reader {
 
     /// Notes pagination: a page with a skip token announces more rows than it holds.
     fn page_info(&mut self, source: &str, doc: &Map<String, Value>) {
-        let field = |keys: &[&str]| keys.iter().find_map(|k| doc.get(*k).filter(|v| !v.is_null()));
+        let field = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| doc.get(*k).filter(|v| !v.is_null()))
+        };
         let token = field(&["skip_token", "skipToken", "$skipToken"]);
         if token.is_some_and(|t| t.as_str() != Some("")) {
             let total = field(&["total_records", "totalRecords"])
@@ -473,7 +474,11 @@ fn subnet_resource(s: &Value, vnet_name: &str, parent: &Row) -> Resource {
     a.insert("name".into(), Value::String(name.to_string()));
     let rg = segment_after(id, "resourceGroups").or(parent.resource_group.as_deref());
     put_str(a, "resource_group_name", rg);
-    put_str(a, "virtual_network_name", Some(vnet_name).filter(|s| !s.is_empty()));
+    put_str(
+        a,
+        "virtual_network_name",
+        Some(vnet_name).filter(|s| !s.is_empty()),
+    );
     let prefixes = match (p.get("addressPrefixes"), str_at(p, "addressPrefix")) {
         (Some(Value::Array(_)), _) => Some(strings(p.get("addressPrefixes"))),
         (_, Some(one)) => Some(vec![Value::String(one.to_string())]),
@@ -513,8 +518,16 @@ fn storage(row: &Row) -> Resource {
     );
     put(a, "access_tier", p.get("accessTier"));
     // azurerm v4 name, and the v3 name of the same setting.
-    put_bool(a, "https_traffic_only_enabled", p.get("supportsHttpsTrafficOnly"));
-    put_bool(a, "enable_https_traffic_only", p.get("supportsHttpsTrafficOnly"));
+    put_bool(
+        a,
+        "https_traffic_only_enabled",
+        p.get("supportsHttpsTrafficOnly"),
+    );
+    put_bool(
+        a,
+        "enable_https_traffic_only",
+        p.get("supportsHttpsTrafficOnly"),
+    );
     put(a, "min_tls_version", p.get("minimumTlsVersion"));
     put_bool(
         a,
@@ -528,7 +541,11 @@ fn storage(row: &Row) -> Resource {
         );
     }
     put_bool(a, "is_hns_enabled", p.get("isHnsEnabled"));
-    put_bool(a, "shared_access_key_enabled", p.get("allowSharedKeyAccess"));
+    put_bool(
+        a,
+        "shared_access_key_enabled",
+        p.get("allowSharedKeyAccess"),
+    );
     let public = p.get("allowBlobPublicAccess").and_then(as_bool) == Some(true);
     r.facets = Facets {
         network: None,

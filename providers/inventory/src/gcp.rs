@@ -128,8 +128,8 @@ impl Reader {
                 format!("{loc}: asset {name} has no `asset_type`"),
             ));
         };
-        let time = first_of(&asset, &["update_time", "updateTime"])
-            .and_then(crate::json::parse_time);
+        let time =
+            first_of(&asset, &["update_time", "updateTime"]).and_then(crate::json::parse_time);
         let resource = asset
             .get_mut("resource")
             .map(Value::take)

@@ -18,6 +18,7 @@ pub(crate) fn input_err(source: &str, message: impl Into<String>) -> ProviderErr
 }
 
 /// What a file turned out to hold.
+#[derive(Debug)]
 pub(crate) enum Doc {
     /// Nothing but whitespace.
     Empty,
@@ -56,7 +57,17 @@ pub(crate) fn read_doc(source: &str, bytes: &[u8]) -> Result<Doc, ProviderError>
         match stream.next() {
             None => break,
             Some(Ok(v)) => values.push((start, v)),
-            Some(Err(e)) => return Err(input_err(source, format!("invalid JSON: {e}"))),
+            Some(Err(e)) if values.is_empty() => {
+                return Err(input_err(source, format!("invalid JSON: {e}")))
+            }
+            // In JSON lines, name the record that broke: serde's position may be past it.
+            Some(Err(e)) => {
+                let line = 1 + count_newlines(&bytes[..start]);
+                return Err(input_err(
+                    source,
+                    format!("line {line}: invalid JSON record: {e}"),
+                ));
+            }
         }
     }
     // Offsets become line numbers in one pass, so JSON lines cost no more than one document.
@@ -414,8 +425,16 @@ mod tests {
             _ => panic!("expected lines"),
         }
         let err = read_doc("f.jsonl", b"{\"a\":1}\n{\"a\":\n").unwrap_err();
-        assert!(err.to_string().starts_with("f.jsonl: invalid JSON"), "{err}");
-        assert!(err.to_string().contains("line 2") || err.to_string().contains("line 3"));
+        assert!(
+            err.to_string()
+                .starts_with("f.jsonl: line 2: invalid JSON record"),
+            "{err}"
+        );
+        let err = read_doc("f.json", b"{\n\"a\": }").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f.json: invalid JSON: expected value at line 2 column 6"
+        );
     }
 
     #[test]

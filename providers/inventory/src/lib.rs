@@ -76,7 +76,9 @@ impl fmt::Display for Format {
 
 /// Why a format name was not recognised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format `{0}`: expected one of aws-config, gcp-asset-inventory, azure-resource-graph")]
+#[error(
+    "unknown format `{0}`: expected one of aws-config, gcp-asset-inventory, azure-resource-graph"
+)]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {

@@ -55,12 +55,12 @@ pub struct FileSinkConfigError {
 
 impl FileSink {
     /// Builds a sink from its config entry (JSON of the TOML table).
-    pub fn from_config(name: &str, config: &serde_json::Value) -> Result<Self, FileSinkConfigError> {
-        let cfg: FileSinkConfig =
-            parse_config(config).map_err(|(path, message)| FileSinkConfigError {
-                path,
-                message,
-            })?;
+    pub fn from_config(
+        name: &str,
+        config: &serde_json::Value,
+    ) -> Result<Self, FileSinkConfigError> {
+        let cfg: FileSinkConfig = parse_config(config)
+            .map_err(|(path, message)| FileSinkConfigError { path, message })?;
         let path = match (&cfg.config_dir, cfg.path.is_absolute()) {
             (Some(dir), false) => dir.join(&cfg.path),
             _ => cfg.path.clone(),
@@ -97,14 +97,17 @@ impl FileSink {
 
 /// Deserialises a config, reporting the failing key as a path.
 fn parse_config(config: &serde_json::Value) -> Result<FileSinkConfig, (String, String)> {
-    FileSinkConfig::deserialize(config).map_err(|e| {
-        let msg = e.to_string();
-        let path = msg
-            .strip_prefix("unknown field `")
-            .or_else(|| msg.strip_prefix("missing field `"))
-            .and_then(|r| r.split('`').next())
-            .unwrap_or("")
-            .to_string();
+    serde_path_to_error::deserialize(config).map_err(|e| {
+        let mut path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        if path == "." {
+            path = msg
+                .strip_prefix("unknown field `")
+                .or_else(|| msg.strip_prefix("missing field `"))
+                .and_then(|r| r.split('`').next())
+                .unwrap_or("")
+                .to_string();
+        }
         (path, msg)
     })
 }
@@ -143,9 +146,8 @@ impl Sink for FileSink {
             .render(report)
             .map_err(|e| SinkError::Permanent(format!("cannot encode the report: {e}")))?;
         // One small write and a rename: short enough to do on the caller's thread.
-        write_atomic(&self.path, &bytes).map_err(|e| {
-            SinkError::Retryable(format!("cannot write {}: {e}", self.path.display()))
-        })
+        write_atomic(&self.path, &bytes)
+            .map_err(|e| SinkError::Retryable(format!("cannot write {}: {e}", self.path.display())))
     }
 }
 
