@@ -160,12 +160,20 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Peak resident memory of a running process in KiB, from /proc (VmHWM only grows).
+fn vm_hwm_kib(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs the binary once; returns its wall time, peak resident memory in KiB, and exit code.
-// The child is reaped by `wait4`, which also yields its resource usage; `Child::wait` cannot.
-#[allow(clippy::zombie_processes)]
+///
+/// The peak is sampled from /proc while the scan runs: `ru_maxrss` from `wait4` would
+/// report this benchmark's own (much larger) footprint, which the child inherits at fork.
 fn scan_once(dir: &Path) -> (Duration, i64, i32) {
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .current_dir(dir)
         .args([
             "scan",
@@ -177,19 +185,19 @@ fn scan_once(dir: &Path) -> (Duration, i64, i32) {
         ])
         .spawn()
         .expect("driftwatch starts");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain old data, and wait4 reaps exactly the child spawned above.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = started.elapsed();
-    assert_eq!(rc, pid, "wait4 failed");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
+    let pid = child.id();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(kib);
+        }
+        match child.try_wait().expect("wait for driftwatch") {
+            Some(status) => break status,
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
     };
-    (elapsed, usage.ru_maxrss, code)
+    let elapsed = started.elapsed();
+    (elapsed, peak, status.code().unwrap_or(-1))
 }
 
 fn main() {
@@ -201,13 +209,19 @@ fn main() {
         .unwrap_or(if full { 100_000 } else { 2_000 });
     let runs = if full { 5 } else { 1 };
     let dir = tempfile::tempdir().unwrap();
+    // DRIFTWATCH_BENCH_DIR keeps the generated estate for profiling by hand.
+    let dir_path = std::env::var_os("DRIFTWATCH_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    std::fs::create_dir_all(&dir_path).unwrap();
+    let dir = (dir, dir_path);
     let t = Instant::now();
-    generate(dir.path(), n);
-    let state_mb = std::fs::metadata(dir.path().join("big.tfstate"))
+    generate(&dir.1, n);
+    let state_mb = std::fs::metadata(dir.1.as_path().join("big.tfstate"))
         .unwrap()
         .len() as f64
         / 1e6;
-    let snap_mb = std::fs::metadata(dir.path().join("snapshot.json"))
+    let snap_mb = std::fs::metadata(dir.1.as_path().join("snapshot.json"))
         .unwrap()
         .len() as f64
         / 1e6;
@@ -223,18 +237,18 @@ fn main() {
         // Baseline: read both files and let serde_json parse them, nothing else.
         let t = Instant::now();
         for f in ["big.tfstate", "snapshot.json"] {
-            let bytes = std::fs::read(dir.path().join(f)).unwrap();
+            let bytes = std::fs::read(dir.1.as_path().join(f)).unwrap();
             let v: Value = serde_json::from_slice(&bytes).unwrap();
             std::hint::black_box(v);
         }
         baseline.push(t.elapsed());
-        let (wall, rss, code) = scan_once(dir.path());
+        let (wall, rss, code) = scan_once(dir.1.as_path());
         assert_eq!(code, 2, "the scan should report the drift it was given");
         scans.push(wall);
         peak = peak.max(rss);
     }
     let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.1.as_path().join("report.json")).unwrap()).unwrap();
     let f = &report["summary"]["findings"];
     let (b, s) = (median(baseline), median(scans));
     println!(

@@ -103,7 +103,7 @@ fn scope_covers(scope: &Scope, account: &Option<String>, region: &Option<String>
 /// `(provider, type, id)` and every declared resource is looked up once.
 pub fn diff(
     declared: &[Declared],
-    mut live: Vec<Resource>,
+    live: &[Resource],
     scopes: &[Scope],
     opts: &DiffOptions<'_>,
 ) -> DiffResult {
@@ -232,7 +232,7 @@ pub fn diff(
         covered as f64 / judged as f64
     };
 
-    for (i, l) in live.iter_mut().enumerate() {
+    for (i, l) in live.iter().enumerate() {
         if matched[i] || COMPONENT_TYPES.contains(&l.key.r#type.as_str()) {
             continue;
         }

@@ -4,8 +4,8 @@
 
 use crate::json::{
     as_bool, as_int, first_of, first_str, input_err, kind, last_segment, map_str, new_resource,
-    put, put_bool, put_int, put_str, read_doc, skip_warnings, str_at, tags_from_list,
-    tags_from_object, tags_value, Doc, Loc,
+    put, put_bool, put_int, put_str, skip_warnings, str_at, stream_records, tags_from_list,
+    tags_from_object, tags_value, Loc, Top,
 };
 use driftwatch_plugin_sdk::{
     Facets, IngressRule, NetworkFacet, PortRange, ProviderError, Resource, RuleAction, StorageFacet,
@@ -58,35 +58,27 @@ enum Outcome {
 impl Reader {
     /// Reads one file.
     pub(crate) fn add(&mut self, source: &str, bytes: &[u8]) -> Result<(), ProviderError> {
-        match read_doc(source, bytes)? {
-            Doc::Empty => self.warnings.push(format!("{source}: empty file")),
-            Doc::Single(_, Value::Array(items)) => {
-                for (i, item) in items.into_iter().enumerate() {
-                    self.item(source, Loc::Index("$", i), item)?;
-                }
-            }
-            Doc::Single(line, Value::Object(mut doc)) => {
-                let list = ["configurationItems", "baseConfigurationItems", "Results"]
-                    .into_iter()
-                    .find(|k| doc.contains_key(*k));
-                let Some(field) = list else {
-                    if doc.contains_key("resourceType") || doc.contains_key("configurationItem") {
-                        return self.item(source, Loc::Line(line), Value::Object(doc));
-                    }
-                    return Err(input_err(
-                        source,
-                        "not an AWS Config export: expected `configurationItems`, \
-                         `baseConfigurationItems`, a JSON array of configuration items, \
-                         or JSON lines",
-                    ));
-                };
-                if doc.get("nextToken").is_some_and(|t| !t.is_null()) {
+        const LISTS: &[&str] = &["configurationItems", "baseConfigurationItems", "Results"];
+        let top = stream_records(source, bytes, LISTS, &mut |loc, item| {
+            // Advanced queries return each row as a JSON-encoded string.
+            let item = match (loc, item) {
+                (Loc::Index("Results", _), Value::String(s)) => serde_json::from_str(&s)
+                    .map_err(|e| input_err(source, format!("{loc}: invalid JSON string: {e}")))?,
+                (_, other) => other,
+            };
+            self.item(source, loc, item)
+        })?;
+        match top {
+            Top::Empty => self.warnings.push(format!("{source}: empty file")),
+            Top::Array | Top::Lines => {}
+            Top::Listed { rest, .. } => {
+                if rest.get("nextToken").is_some_and(|t| !t.is_null()) {
                     self.warnings.push(format!(
                         "{source}: `nextToken` is set: this file is one page of a paginated \
                          result; export every page"
                     ));
                 }
-                if let Some(Value::Array(keys)) = doc.get("unprocessedResourceKeys") {
+                if let Some(Value::Array(keys)) = rest.get("unprocessedResourceKeys") {
                     if !keys.is_empty() {
                         self.warnings.push(format!(
                             "{source}: {} resource key(s) were left unprocessed by \
@@ -95,42 +87,34 @@ impl Reader {
                         ));
                     }
                 }
-                match doc.remove(field) {
-                    Some(Value::Array(items)) => {
-                        for (i, item) in items.into_iter().enumerate() {
-                            let loc = Loc::Index(field, i);
-                            // Advanced queries return each row as a JSON-encoded string.
-                            let item = match item {
-                                Value::String(s) => serde_json::from_str(&s).map_err(|e| {
-                                    input_err(source, format!("{loc}: invalid JSON string: {e}"))
-                                })?,
-                                other => other,
-                            };
-                            self.item(source, loc, item)?;
-                        }
-                    }
-                    Some(Value::Null) | None => {}
-                    Some(other) => {
-                        return Err(input_err(
-                            source,
-                            format!("`{field}` must be an array, found {}", kind(&other)),
-                        ))
-                    }
-                }
             }
-            Doc::Single(_, other) => {
+            Top::Object {
+                bad: Some((field, found)),
+                ..
+            } => {
+                return Err(input_err(
+                    source,
+                    format!("`{field}` must be an array, found {found}"),
+                ))
+            }
+            Top::Object { line, rest, .. } => {
+                if rest.contains_key("resourceType") || rest.contains_key("configurationItem") {
+                    return self.item(source, Loc::Line(line), Value::Object(rest));
+                }
+                return Err(input_err(
+                    source,
+                    "not an AWS Config export: expected `configurationItems`, \
+                     `baseConfigurationItems`, a JSON array of configuration items, \
+                     or JSON lines",
+                ));
+            }
+            Top::Scalar(kind) => {
                 return Err(input_err(
                     source,
                     format!(
-                        "not an AWS Config export: expected an object or an array, found {}",
-                        kind(&other)
+                        "not an AWS Config export: expected an object or an array, found {kind}"
                     ),
                 ))
-            }
-            Doc::Lines(values) => {
-                for (line, v) in values {
-                    self.item(source, Loc::Line(line), v)?;
-                }
             }
         }
         Ok(())

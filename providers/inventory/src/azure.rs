@@ -3,8 +3,8 @@
 
 use crate::json::{
     as_bool, as_int, first_str, input_err, kind, last_segment, new_resource, port_range, put,
-    put_bool, put_str, read_doc, segment_after, skip_warnings, str_at, strings, tags_from_object,
-    tags_value, Doc, Loc,
+    put_bool, put_str, segment_after, skip_warnings, str_at, stream_records, strings,
+    tags_from_object, tags_value, Loc, Top,
 };
 use driftwatch_plugin_sdk::{
     Facets, IngressRule, NetworkFacet, ProviderError, Resource, RuleAction, StorageFacet,
@@ -56,54 +56,50 @@ pub(crate) struct Finished {
 impl Reader {
     /// Reads one file.
     pub(crate) fn add(&mut self, source: &str, bytes: &[u8]) -> Result<(), ProviderError> {
-        match read_doc(source, bytes)? {
-            Doc::Empty => self.warnings.push(format!("{source}: empty file")),
-            Doc::Single(_, Value::Array(rows)) => self.rows(source, "$", rows)?,
-            Doc::Single(line, Value::Object(mut doc)) => {
-                let field = ["data", "value"].into_iter().find(|k| doc.contains_key(*k));
-                let Some(field) = field else {
-                    if doc.contains_key("type") && doc.contains_key("id") {
-                        return self.row(source, Loc::Line(line), Value::Object(doc));
-                    }
-                    return Err(input_err(
-                        source,
-                        "not an Azure Resource Graph result: expected `data` or `value` \
-                         holding an array of rows, or a JSON array of rows",
-                    ));
-                };
-                self.page_info(source, &doc);
-                match doc.remove(field) {
-                    Some(Value::Array(rows)) => self.rows(source, field, rows)?,
-                    Some(Value::Object(table)) if table.contains_key("rows") => {
-                        return Err(input_err(
-                            source,
-                            "table-format results are not supported: export with \
-                             `az graph query -o json` (objectArray format)",
-                        ))
-                    }
-                    Some(other) => {
-                        return Err(input_err(
-                            source,
-                            format!("`{field}` must be an array of rows, found {}", kind(&other)),
-                        ))
-                    }
-                    None => {}
-                }
+        let top = stream_records(source, bytes, &["data", "value"], &mut |loc, row| {
+            self.row(source, loc, row)
+        })?;
+        match top {
+            Top::Empty => self.warnings.push(format!("{source}: empty file")),
+            Top::Array | Top::Lines => {}
+            Top::Listed { rest, .. } => self.page_info(source, &rest),
+            Top::Object {
+                bad: Some((_, "a table")),
+                ..
+            } => {
+                return Err(input_err(
+                    source,
+                    "table-format results are not supported: export with \
+                     `az graph query -o json` (objectArray format)",
+                ))
             }
-            Doc::Single(_, other) => {
+            Top::Object {
+                bad: Some((field, found)),
+                ..
+            } => {
+                return Err(input_err(
+                    source,
+                    format!("`{field}` must be an array of rows, found {found}"),
+                ))
+            }
+            Top::Object { line, rest, .. } => {
+                if rest.contains_key("type") && rest.contains_key("id") {
+                    return self.row(source, Loc::Line(line), Value::Object(rest));
+                }
+                return Err(input_err(
+                    source,
+                    "not an Azure Resource Graph result: expected `data` or `value` \
+                     holding an array of rows, or a JSON array of rows",
+                ));
+            }
+            Top::Scalar(kind) => {
                 return Err(input_err(
                     source,
                     format!(
                         "not an Azure Resource Graph result: expected an object or an array, \
-                         found {}",
-                        kind(&other)
+                         found {kind}"
                     ),
                 ))
-            }
-            Doc::Lines(values) => {
-                for (line, v) in values {
-                    self.row(source, Loc::Line(line), v)?;
-                }
             }
         }
         Ok(())
@@ -135,13 +131,6 @@ impl Reader {
                  every page"
             ));
         }
-    }
-
-    fn rows(&mut self, source: &str, field: &str, rows: Vec<Value>) -> Result<(), ProviderError> {
-        for (i, row) in rows.into_iter().enumerate() {
-            self.row(source, Loc::Index(field, i), row)?;
-        }
-        Ok(())
     }
 
     fn row(&mut self, source: &str, loc: Loc<'_>, row: Value) -> Result<(), ProviderError> {

@@ -3,8 +3,8 @@
 
 use crate::json::{
     as_bool, as_int, first_of, first_str, input_err, kind, last_segment, new_resource, port_range,
-    put, put_bool, put_int, put_str, read_doc, segment_after, skip_warnings, str_at, strings,
-    tags_from_object, tags_value, Doc, Loc,
+    put, put_bool, put_int, put_str, segment_after, skip_warnings, str_at, stream_records, strings,
+    tags_from_object, tags_value, Loc, Top,
 };
 use driftwatch_plugin_sdk::{
     Facets, IngressRule, NetworkFacet, ProviderError, Resource, RuleAction, StorageFacet,
@@ -42,10 +42,31 @@ pub(crate) struct Reader {
 struct Asset {
     name: String,
     asset_type: String,
-    resource: Option<Value>,
+    project: Project,
+    state: State,
     iam: Option<Value>,
+    /// Update time of the resource or deletion record in `state`.
     time: Option<i64>,
     deleted: bool,
+}
+
+/// What an asset says about its project.
+enum Project {
+    Id(String),
+    /// Only the number is known; resolved through other assets at the end.
+    Number(String),
+    Unknown,
+}
+
+enum State {
+    /// No resource record yet (an IAM-policy-only export, or a deletion).
+    Missing,
+    /// Mapped as soon as it was read, so its raw data is not kept.
+    Mapped(Resource),
+    /// Kept until the end: buckets need their IAM policy and maybe a project number.
+    Raw(Value),
+    /// A type this format does not map: nothing is kept.
+    Unsupported,
 }
 
 fn newer(old: Option<i64>, new: Option<i64>) -> bool {
@@ -59,44 +80,94 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The project of an asset, from its name, self link, parent or project number.
+fn project_ref(name: &str, resource: Option<&Value>) -> Project {
+    let data = resource.and_then(|r| r.get("data"));
+    let candidates = [
+        segment_after(name, "projects"),
+        data.and_then(|d| str_at(d, "selfLink"))
+            .and_then(|l| segment_after(l, "projects")),
+        resource
+            .and_then(|r| str_at(r, "parent"))
+            .and_then(|p| p.strip_prefix(PROJECT_PARENT)),
+        data.and_then(|d| str_at(d, "projectNumber")),
+    ];
+    let mut number = None;
+    for c in candidates.into_iter().flatten() {
+        if !is_number(c) {
+            return Project::Id(c.to_string());
+        }
+        number.get_or_insert(c);
+    }
+    match number {
+        Some(n) => Project::Number(n.to_string()),
+        None => Project::Unknown,
+    }
+}
+
+/// Maps a resource record now when nothing more is needed, or keeps it for the end.
+fn prepare(name: &str, asset_type: &str, project: &Project, resource: Value) -> State {
+    match (asset_type, project) {
+        (FIREWALL | NETWORK | SUBNETWORK | INSTANCE, Project::Id(p)) => {
+            State::Mapped(map(asset_type, name, Some(p.clone()), &resource, None))
+        }
+        (FIREWALL | NETWORK | SUBNETWORK | INSTANCE | BUCKET, _) => State::Raw(resource),
+        _ => State::Unsupported,
+    }
+}
+
+fn map(
+    asset_type: &str,
+    name: &str,
+    project: Option<String>,
+    resource: &Value,
+    iam: Option<&Value>,
+) -> Resource {
+    let ctx = Ctx {
+        name,
+        iam,
+        project,
+        data: resource.get("data").unwrap_or(&Value::Null),
+        resource,
+    };
+    match asset_type {
+        FIREWALL => firewall(&ctx),
+        NETWORK => network(&ctx),
+        SUBNETWORK => subnetwork(&ctx),
+        INSTANCE => instance(&ctx),
+        _ => bucket(&ctx),
+    }
+}
+
 impl Reader {
     /// Reads one file.
     pub(crate) fn add(&mut self, source: &str, bytes: &[u8]) -> Result<(), ProviderError> {
-        match read_doc(source, bytes)? {
-            Doc::Empty => self.warnings.push(format!("{source}: empty file")),
-            Doc::Single(_, Value::Array(items)) => {
-                for (i, v) in items.into_iter().enumerate() {
-                    self.asset(source, Loc::Index("$", i), v)?;
-                }
+        let top = stream_records(source, bytes, &["assets"], &mut |loc, v| {
+            self.asset(source, loc, v)
+        })?;
+        match top {
+            Top::Empty => self.warnings.push(format!("{source}: empty file")),
+            Top::Array | Top::Lines | Top::Listed { .. } => {}
+            Top::Object {
+                bad: Some((field, found)),
+                ..
+            } => {
+                return Err(input_err(
+                    source,
+                    format!("`{field}` must be an array, found {found}"),
+                ))
             }
-            Doc::Single(line, Value::Object(mut doc)) => match doc.remove("assets") {
-                Some(Value::Array(items)) => {
-                    for (i, v) in items.into_iter().enumerate() {
-                        self.asset(source, Loc::Index("assets", i), v)?;
-                    }
-                }
-                Some(other) => {
-                    return Err(input_err(
-                        source,
-                        format!("`assets` must be an array, found {}", kind(&other)),
-                    ))
-                }
-                None => self.asset(source, Loc::Line(line), Value::Object(doc))?,
-            },
-            Doc::Single(_, other) => {
+            Top::Object { line, rest, .. } => {
+                self.asset(source, Loc::Line(line), Value::Object(rest))?
+            }
+            Top::Scalar(kind) => {
                 return Err(input_err(
                     source,
                     format!(
                         "not a Cloud Asset Inventory export: expected JSON lines of assets or \
-                         an array, found {}",
-                        kind(&other)
+                         an array, found {kind}"
                     ),
                 ))
-            }
-            Doc::Lines(values) => {
-                for (line, v) in values {
-                    self.asset(source, Loc::Line(line), v)?;
-                }
             }
         }
         Ok(())
@@ -147,32 +218,39 @@ impl Reader {
             }
             self.learn_project_number(&name, &asset_type, r);
         }
-        match self.index.get(&name) {
-            Some(&i) => {
-                let e = &mut self.assets[i];
-                if (resource.is_some() || deleted) && newer(e.time, time) {
-                    if resource.is_some() {
-                        e.resource = resource;
-                    }
-                    e.deleted = deleted;
-                    e.time = time;
-                    e.asset_type = asset_type;
-                }
-                if iam.is_some() {
-                    e.iam = iam;
-                }
-            }
+        let i = match self.index.get(&name) {
+            Some(&i) => i,
             None => {
                 self.index.insert(name.clone(), self.assets.len());
                 self.assets.push(Asset {
-                    name,
-                    asset_type,
-                    resource,
-                    iam,
-                    time,
-                    deleted,
+                    name: name.clone(),
+                    asset_type: asset_type.clone(),
+                    project: Project::Unknown,
+                    state: State::Missing,
+                    iam: None,
+                    time: None,
+                    deleted: false,
                 });
+                self.assets.len() - 1
             }
+        };
+        let e = &mut self.assets[i];
+        if (resource.is_some() || deleted) && newer(e.time, time) {
+            let project = project_ref(&name, resource.as_ref());
+            if !matches!(project, Project::Unknown) {
+                e.project = project;
+            }
+            if let Some(r) = resource {
+                e.state = prepare(&name, &asset_type, &e.project, r);
+            }
+            e.asset_type = asset_type;
+            e.deleted = deleted;
+            e.time = time;
+        } else if matches!(e.project, Project::Unknown) {
+            e.project = project_ref(&name, None);
+        }
+        if iam.is_some() {
+            e.iam = iam;
         }
         Ok(())
     }
@@ -198,73 +276,44 @@ impl Reader {
         }
     }
 
-    /// The project id of an asset, from its name, self link, parent or project number.
-    fn project_of(&self, name: &str, resource: Option<&Value>) -> Option<String> {
-        let data = resource.and_then(|r| r.get("data"));
-        let candidates = [
-            segment_after(name, "projects"),
-            data.and_then(|d| str_at(d, "selfLink"))
-                .and_then(|l| segment_after(l, "projects")),
-            resource
-                .and_then(|r| str_at(r, "parent"))
-                .and_then(|p| p.strip_prefix(PROJECT_PARENT)),
-            data.and_then(|d| str_at(d, "projectNumber")),
-        ];
-        candidates.into_iter().flatten().find_map(|c| {
-            if is_number(c) {
-                self.numbers.get(c).cloned()
-            } else {
-                Some(c.to_string())
-            }
-        })
-    }
-
     /// The resources, projects seen and warnings.
     pub(crate) fn finish(self) -> (Vec<Resource>, BTreeSet<String>, Vec<String>) {
         let mut resources = Vec::with_capacity(self.assets.len());
         let mut accounts = BTreeSet::new();
         let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
-        for asset in &self.assets {
-            let project = self.project_of(&asset.name, asset.resource.as_ref());
+        for asset in self.assets {
+            let project = match asset.project {
+                Project::Id(p) => Some(p),
+                Project::Number(n) => self.numbers.get(&n).cloned(),
+                Project::Unknown => None,
+            };
             if let Some(p) = &project {
                 if !accounts.contains(p) {
                     accounts.insert(p.clone());
                 }
             }
             let ty = asset.asset_type.as_str();
-            let supported = matches!(ty, FIREWALL | NETWORK | SUBNETWORK | INSTANCE | BUCKET);
-            let why = if !supported {
-                Some(format!("asset(s) of unsupported type {ty}"))
-            } else if asset.deleted {
-                Some(format!("deleted {ty} asset(s)"))
-            } else if asset.resource.is_none() {
-                Some(format!(
+            let why = match asset.state {
+                State::Unsupported => Some(format!("asset(s) of unsupported type {ty}")),
+                _ if asset.deleted => Some(format!("deleted {ty} asset(s)")),
+                State::Missing => Some(format!(
                     "{ty} asset(s) without resource data (IAM-policy-only export?)"
-                ))
-            } else if project.is_none() && ty != BUCKET {
-                Some(format!("{ty} asset(s) whose project is unknown"))
-            } else {
-                None
+                )),
+                State::Mapped(r) => {
+                    resources.push(r);
+                    None
+                }
+                State::Raw(_) if project.is_none() && ty != BUCKET => {
+                    Some(format!("{ty} asset(s) whose project is unknown"))
+                }
+                State::Raw(res) => {
+                    resources.push(map(ty, &asset.name, project, &res, asset.iam.as_ref()));
+                    None
+                }
             };
             if let Some(why) = why {
                 *skipped.entry(why).or_default() += 1;
-                continue;
             }
-            let empty = Value::Null;
-            let resource = asset.resource.as_ref().unwrap_or(&empty);
-            let ctx = Ctx {
-                asset,
-                project,
-                data: resource.get("data").unwrap_or(&empty),
-                resource,
-            };
-            resources.push(match ty {
-                FIREWALL => firewall(&ctx),
-                NETWORK => network(&ctx),
-                SUBNETWORK => subnetwork(&ctx),
-                INSTANCE => instance(&ctx),
-                _ => bucket(&ctx),
-            });
         }
         let mut warnings = self.warnings;
         warnings.extend(skip_warnings(skipped));
@@ -273,7 +322,9 @@ impl Reader {
 }
 
 struct Ctx<'a> {
-    asset: &'a Asset,
+    /// The asset name (`//compute.googleapis.com/projects/...`).
+    name: &'a str,
+    iam: Option<&'a Value>,
     project: Option<String>,
     resource: &'a Value,
     data: &'a Value,
@@ -282,7 +333,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn name(&self) -> String {
         first_str(self.data, &["name"])
-            .unwrap_or_else(|| last_segment(&self.asset.name))
+            .unwrap_or_else(|| last_segment(self.name))
             .to_string()
     }
 
@@ -322,7 +373,7 @@ impl Ctx<'_> {
     fn place(&self, field: &str, segment: &str) -> Option<String> {
         str_at(self.data, field)
             .map(last_segment)
-            .or_else(|| segment_after(&self.asset.name, segment))
+            .or_else(|| segment_after(self.name, segment))
             .map(str::to_string)
     }
 }
@@ -551,7 +602,7 @@ fn bucket(c: &Ctx<'_>) -> Resource {
         "public_access_prevention".into(),
         Value::String(pap.to_string()),
     );
-    let public = pap != "enforced" && c.asset.iam.as_ref().is_some_and(iam_is_public);
+    let public = pap != "enforced" && c.iam.is_some_and(iam_is_public);
     r.facets = Facets {
         network: None,
         storage: Some(StorageFacet {

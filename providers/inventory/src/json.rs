@@ -1,9 +1,12 @@
 //! Reading export files and picking values out of loosely typed JSON.
 //!
 //! Every format accepts a single JSON document or JSON lines, so the document shape is
-//! decided once here, and the helpers below keep the per-format mappers short.
+//! decided once here; records are handed over while the file is parsed, so memory stays
+//! proportional to one record, not to the export. The helpers below keep the per-format
+//! mappers short.
 
 use driftwatch_plugin_sdk::{ProviderError, Resource, ResourceKey};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -15,17 +18,6 @@ pub(crate) fn input_err(source: &str, message: impl Into<String>) -> ProviderErr
         source_name: source.to_string(),
         message: message.into(),
     }
-}
-
-/// What a file turned out to hold.
-#[derive(Debug)]
-pub(crate) enum Doc {
-    /// Nothing but whitespace.
-    Empty,
-    /// One JSON value, starting on the given line.
-    Single(usize, Value),
-    /// Several JSON values (JSON lines), each with the line it starts on.
-    Lines(Vec<(usize, Value)>),
 }
 
 /// Where an item sits in its file, for error messages; formatted only when needed.
@@ -46,46 +38,285 @@ impl fmt::Display for Loc<'_> {
     }
 }
 
-/// Parses a file into one document or a sequence of JSON-lines records.
-pub(crate) fn read_doc(source: &str, bytes: &[u8]) -> Result<Doc, ProviderError> {
+/// Receives each record of a file with its location.
+pub(crate) type OnRecord<'a> = dyn FnMut(Loc<'_>, Value) -> Result<(), ProviderError> + 'a;
+
+/// The shape of a file, once its records were handed over.
+#[derive(Debug)]
+pub(crate) enum Top {
+    /// Nothing but whitespace.
+    Empty,
+    /// A top-level array: every element was handed over.
+    Array,
+    /// A top-level object whose list field was handed over.
+    Listed {
+        /// Every other key of the object (page tokens, counts).
+        rest: Map<String, Value>,
+    },
+    /// One top-level object without a list field, not handed over: the caller decides
+    /// whether it is a record.
+    Object {
+        /// Line the object starts on.
+        line: usize,
+        /// The whole object, except a list field that was not an array.
+        rest: Map<String, Value>,
+        /// A list field that was present but not an array, with what it was instead.
+        bad: Option<(&'static str, &'static str)>,
+    },
+    /// A lone string, number, boolean or null: its kind.
+    Scalar(&'static str),
+    /// JSON lines: every record was handed over.
+    Lines,
+}
+
+/// Streams the records of a file to `on` while parsing, so a large export never exists
+/// as one `Value` tree: the elements of a top-level array, of the first `list_fields`
+/// array of a top-level object, or each value of a JSON-lines file.
+pub(crate) fn stream_records(
+    source: &str,
+    bytes: &[u8],
+    list_fields: &'static [&'static str],
+    on: &mut OnRecord<'_>,
+) -> Result<Top, ProviderError> {
     let text = decode(source, bytes)?;
     let bytes: &[u8] = &text;
-    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-    let mut values: Vec<(usize, Value)> = Vec::new();
+    let start = skip_ws(bytes, 0);
+    if start == bytes.len() {
+        return Ok(Top::Empty);
+    }
+    let first_line = 1 + count_newlines(&bytes[..start]);
+    let mut sink = Sink { on, failure: None };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = TopSeed {
+        list_fields,
+        sink: &mut sink,
+        line: first_line,
+    };
+    let top = match seed.deserialize(&mut de) {
+        Ok(top) => top,
+        Err(e) => {
+            return Err(sink
+                .failure
+                .take()
+                .unwrap_or_else(|| input_err(source, format!("invalid JSON: {e}"))))
+        }
+    };
+    let mut stream = de.into_iter::<Value>();
+    let mut pos = start;
+    let mut line = first_line;
+    let mut top = Some(top);
     loop {
-        let start = skip_ws(bytes, stream.byte_offset());
-        match stream.next() {
-            None => break,
-            Some(Ok(v)) => values.push((start, v)),
-            Some(Err(e)) if values.is_empty() => {
-                return Err(input_err(source, format!("invalid JSON: {e}")))
+        let next_start = skip_ws(bytes, stream.byte_offset());
+        if next_start == bytes.len() {
+            break;
+        }
+        line += count_newlines(&bytes[pos..next_start]);
+        pos = next_start;
+        // A second value: the file is JSON lines, and the first value was a record too.
+        match top.take() {
+            None => {}
+            Some(Top::Object {
+                line: l,
+                rest,
+                bad: None,
+            }) => (sink.on)(Loc::Line(l), Value::Object(rest))?,
+            Some(_) => {
+                return Err(input_err(
+                    source,
+                    format!(
+                        "line {line}: unexpected JSON after the first document (JSON lines \
+                         must hold one object per line)"
+                    ),
+                ))
             }
-            // In JSON lines, name the record that broke: serde's position may be past it.
+        }
+        match stream.next() {
+            Some(Ok(v)) => (sink.on)(Loc::Line(line), v)?,
+            // Name the record that broke: serde's position may be past it.
             Some(Err(e)) => {
-                let line = 1 + count_newlines(&bytes[..start]);
                 return Err(input_err(
                     source,
                     format!("line {line}: invalid JSON record: {e}"),
-                ));
+                ))
+            }
+            None => break,
+        }
+    }
+    Ok(top.unwrap_or(Top::Lines))
+}
+
+/// Passes records on, keeping the first failure so the parse can stop at once.
+struct Sink<'a, 'b> {
+    on: &'a mut OnRecord<'b>,
+    failure: Option<ProviderError>,
+}
+
+impl Sink<'_, '_> {
+    fn pass<E: de::Error>(&mut self, loc: Loc<'_>, v: Value) -> Result<(), E> {
+        (self.on)(loc, v).map_err(|e| {
+            self.failure = Some(e);
+            E::custom("stopped by an invalid record")
+        })
+    }
+}
+
+struct TopSeed<'s, 'a, 'b> {
+    list_fields: &'static [&'static str],
+    sink: &'s mut Sink<'a, 'b>,
+    line: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_, '_> {
+    type Value = Top;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, '_, '_> {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON document")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+        let mut i = 0;
+        while let Some(v) = seq.next_element::<Value>()? {
+            self.sink.pass(Loc::Index("$", i), v)?;
+            i += 1;
+        }
+        Ok(Top::Array)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let mut rest = Map::new();
+        let mut listed = None;
+        let mut bad = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let field = self.list_fields.iter().find(|f| **f == key);
+            match field {
+                Some(field) if listed.is_none() => {
+                    let seed = ListSeed {
+                        field,
+                        sink: &mut *self.sink,
+                    };
+                    match map.next_value_seed(seed)? {
+                        // A null list is an empty export.
+                        Listed::Streamed | Listed::Null => listed = Some(*field),
+                        Listed::Other(kind) => bad = Some((*field, kind)),
+                    }
+                }
+                _ => {
+                    rest.insert(key, map.next_value::<Value>()?);
+                }
             }
         }
+        Ok(match listed {
+            Some(_) => Top::Listed { rest },
+            None => Top::Object {
+                line: self.line,
+                rest,
+                bad,
+            },
+        })
     }
-    // Offsets become line numbers in one pass, so JSON lines cost no more than one document.
-    let mut line = 1;
-    let mut pos = 0;
-    for (start, _) in values.iter_mut() {
-        line += count_newlines(&bytes[pos..*start]);
-        pos = *start;
-        *start = line;
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Scalar("a boolean"))
     }
-    Ok(match values.len() {
-        0 => Doc::Empty,
-        1 => {
-            let (line, v) = values.pop().unwrap_or((1, Value::Null));
-            Doc::Single(line, v)
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Scalar("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Scalar("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Scalar("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Scalar("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top, E> {
+        Ok(Top::Scalar("null"))
+    }
+}
+
+/// What a list field turned out to be.
+enum Listed {
+    Streamed,
+    Null,
+    Other(&'static str),
+}
+
+struct ListSeed<'s, 'a, 'b> {
+    field: &'static str,
+    sink: &'s mut Sink<'a, 'b>,
+}
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_, '_, '_> {
+    type Value = Listed;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Listed, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_, '_, '_> {
+    type Value = Listed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed, A::Error> {
+        let mut i = 0;
+        while let Some(v) = seq.next_element::<Value>()? {
+            self.sink.pass(Loc::Index(self.field, i), v)?;
+            i += 1;
         }
-        _ => Doc::Lines(values),
-    })
+        Ok(Listed::Streamed)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Listed, A::Error> {
+        // Resource Graph's table format puts `columns` and `rows` here.
+        let mut table = false;
+        while let Some(key) = map.next_key::<String>()? {
+            table |= key == "rows";
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(Listed::Other(if table { "a table" } else { "an object" }))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Listed, E> {
+        Ok(Listed::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Listed, E> {
+        Ok(Listed::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Listed, E> {
+        Ok(Listed::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Listed, E> {
+        Ok(Listed::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Listed, E> {
+        Ok(Listed::Other("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Listed, E> {
+        Ok(Listed::Null)
+    }
 }
 
 /// Strips a UTF-8 byte-order mark and converts UTF-16, which PowerShell redirection writes.
@@ -410,47 +641,103 @@ mod tests {
         assert_eq!(parse_time(&json!("2024-05-01T12:00:00+2")), None);
     }
 
+    /// Streams `text` and returns the shape plus every record handed over.
+    fn records(text: &[u8], fields: &'static [&'static str]) -> (Top, Vec<(String, Value)>) {
+        let mut got = Vec::new();
+        let top = stream_records("f", text, fields, &mut |loc, v| {
+            got.push((loc.to_string(), v));
+            Ok(())
+        })
+        .unwrap();
+        (top, got)
+    }
+
     #[test]
-    fn documents_and_lines() {
-        assert!(matches!(read_doc("f", b"  \n").unwrap(), Doc::Empty));
-        match read_doc("f", b"\n\n{\"a\": [1,\n2]}\n").unwrap() {
-            Doc::Single(3, v) => assert_eq!(v, json!({"a": [1, 2]})),
-            _ => panic!("expected one document"),
+    fn shapes_and_locations() {
+        assert!(matches!(records(b"  \n", &[]).0, Top::Empty));
+        let (top, got) = records(b"\n\n{\"a\": [1,\n2]}\n", &[]);
+        match top {
+            Top::Object {
+                line: 3,
+                rest,
+                bad: None,
+            } => assert_eq!(rest["a"], json!([1, 2])),
+            other => panic!("expected one object, got {other:?}"),
         }
-        match read_doc("f", b"{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}").unwrap() {
-            Doc::Lines(v) => {
-                let lines: Vec<usize> = v.iter().map(|(l, _)| *l).collect();
-                assert_eq!(lines, [1, 3, 4]);
-            }
-            _ => panic!("expected lines"),
-        }
-        let err = read_doc("f.jsonl", b"{\"a\":1}\n{\"a\":\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("f.jsonl: line 2: invalid JSON record"),
-            "{err}"
+        assert!(got.is_empty());
+
+        let (top, got) = records(
+            b"{\"n\": 1, \"items\": [{\"a\":1}, 2], \"t\": \"x\"}",
+            &["items"],
         );
-        let err = read_doc("f.json", b"{\n\"a\": }").unwrap_err();
+        match top {
+            Top::Listed { rest } => assert_eq!(Value::Object(rest), json!({"n": 1, "t": "x"})),
+            other => panic!("expected a list, got {other:?}"),
+        }
         assert_eq!(
-            err.to_string(),
-            "f.json: invalid JSON: expected value at line 2 column 6"
+            got,
+            [
+                ("items[0]".to_string(), json!({"a": 1})),
+                ("items[1]".to_string(), json!(2))
+            ]
         );
+
+        let (top, got) = records(b"[3, 4]", &["items"]);
+        assert!(matches!(top, Top::Array));
+        assert_eq!(got[1], ("$[1]".to_string(), json!(4)));
+
+        let (top, _) = records(b"{\"items\": {\"columns\": [], \"rows\": []}}", &["items"]);
+        assert!(matches!(
+            top,
+            Top::Object {
+                bad: Some(("items", "a table")),
+                ..
+            }
+        ));
+        assert!(matches!(records(b"\"s\"", &[]).0, Top::Scalar("a string")));
+
+        let (top, got) = records(b"{\"a\":1}\n\n{\"a\":2}\n{\"a\":3}", &["items"]);
+        assert!(matches!(top, Top::Lines));
+        let lines: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(lines, ["line 1", "line 3", "line 4"]);
+    }
+
+    #[test]
+    fn errors() {
+        let run = |text: &[u8]| {
+            stream_records("f", text, &["items"], &mut |_, v| {
+                if v == json!("stop") {
+                    Err(input_err("f", "stopped"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            run(b"{\"a\":1}\n{\"a\":\n"),
+            "f: line 2: invalid JSON record: EOF while parsing a value at line 3 column 0"
+        );
+        assert_eq!(
+            run(b"{\n\"a\": }"),
+            "f: invalid JSON: expected value at line 2 column 6"
+        );
+        assert_eq!(run(b"{\"items\": [1, \"stop\", 3]}"), "f: stopped");
+        assert_eq!(run(b"1\n\"stop\""), "f: line 2: unexpected JSON after the first document (JSON lines must hold one object per line)");
+        assert_eq!(run(b"{\"a\":1}\n\"stop\""), "f: stopped");
     }
 
     #[test]
     fn bom_and_utf16() {
-        assert!(matches!(
-            read_doc("f", b"\xEF\xBB\xBF[1]").unwrap(),
-            Doc::Single(1, _)
-        ));
+        let (_, got) = records(b"\xEF\xBB\xBF[1]", &[]);
+        assert_eq!(got, [("$[0]".to_string(), json!(1))]);
         let mut utf16 = vec![0xFF, 0xFE];
         for u in "[true]".encode_utf16() {
             utf16.extend_from_slice(&u.to_le_bytes());
         }
-        match read_doc("f", &utf16).unwrap() {
-            Doc::Single(_, v) => assert_eq!(v, json!([true])),
-            _ => panic!("expected a document"),
-        }
+        let (_, got) = records(&utf16, &[]);
+        assert_eq!(got, [("$[0]".to_string(), json!(true))]);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! shape the matching Terraform provider stores in state, so the diff can compare them
 //! with declared resources directly.
 
+#![warn(missing_docs)]
+
 mod aws;
 mod azure;
 mod gcp;
@@ -79,7 +81,10 @@ impl fmt::Display for Format {
 #[error(
     "unknown format `{0}`: expected one of aws-config, gcp-asset-inventory, azure-resource-graph"
 )]
-pub struct UnknownFormat(pub String);
+pub struct UnknownFormat(
+    /// The name that was given.
+    pub String,
+);
 
 impl FromStr for Format {
     type Err = UnknownFormat;
@@ -158,7 +163,7 @@ impl ExportReader {
                 (f.resources, f.accounts, f.warnings, f.truncated, skip)
             }
         };
-        let scopes = scopes(provider, types, &accounts, failure, skip_type);
+        let scopes = scopes(provider, types, &resources, &accounts, failure, skip_type);
         Parsed {
             resources,
             scopes,
@@ -167,31 +172,61 @@ impl ExportReader {
     }
 }
 
+/// Types whose listing comes with another type's records: a bucket record carries its
+/// public access block, a virtual network record its subnets.
+const IMPLIED: &[(&str, &str)] = &[
+    ("aws_s3_bucket", "aws_s3_bucket_public_access_block"),
+    ("azurerm_virtual_network", "azurerm_subnet"),
+];
+
+/// Claims a complete listing only for the (account, type) pairs the export shows records
+/// of. An AWS Config recorder or a Resource Graph query may cover only some types, and a
+/// type the export never mentions must not turn every declared resource of it into a
+/// false `missing`. A truncated export claims nothing complete.
 fn scopes(
     provider: &str,
     types: &[&str],
+    resources: &[Resource],
     accounts: &BTreeSet<String>,
     failure: Option<String>,
     skip_type: Option<&str>,
 ) -> Vec<Scope> {
-    let accounts: Vec<Option<&String>> = if accounts.is_empty() {
-        vec![None]
-    } else {
-        accounts.iter().map(Some).collect()
-    };
-    let mut out = Vec::with_capacity(types.len() * accounts.len());
-    for ty in types.iter().filter(|t| Some(**t) != skip_type) {
-        for acct in &accounts {
-            let mut s = Scope::complete(provider, ty);
-            s.account = acct.cloned();
-            if let Some(err) = &failure {
+    if let Some(err) = failure {
+        let accounts: Vec<Option<&String>> = if accounts.is_empty() {
+            vec![None]
+        } else {
+            accounts.iter().map(Some).collect()
+        };
+        let mut out = Vec::with_capacity(types.len() * accounts.len());
+        for ty in types.iter().filter(|t| Some(**t) != skip_type) {
+            for acct in &accounts {
+                let mut s = Scope::complete(provider, ty);
+                s.account = acct.cloned();
                 s.complete = false;
                 s.error = Some(err.clone());
+                out.push(s);
             }
-            out.push(s);
+        }
+        return out;
+    }
+    let mut seen: BTreeSet<(Option<&str>, &str)> = BTreeSet::new();
+    for r in resources {
+        let ty = r.key.r#type.as_str();
+        seen.insert((r.account.as_deref(), ty));
+        for (from, implied) in IMPLIED {
+            if *from == ty {
+                seen.insert((r.account.as_deref(), implied));
+            }
         }
     }
-    out
+    seen.into_iter()
+        .filter(|(_, ty)| types.contains(ty) && Some(*ty) != skip_type)
+        .map(|(acct, ty)| {
+            let mut s = Scope::complete(provider, ty);
+            s.account = acct.map(str::to_string);
+            s
+        })
+        .collect()
 }
 
 /// Normalises one export file: the entry point for tests, benchmarks and tools.

@@ -330,8 +330,9 @@ fn instance() {
 
 #[test]
 fn iam_policy_in_another_file_is_merged() {
-    let resource = r#"{"name":"//storage.googleapis.com/b1","asset_type":"storage.googleapis.com/Bucket","resource":{"data":{"name":"b1","location":"us"}}}"#;
-    let policy = r#"{"name":"//storage.googleapis.com/b1","asset_type":"storage.googleapis.com/Bucket","iam_policy":{"bindings":[{"role":"roles/storage.objectViewer","members":["allAuthenticatedUsers"]}]}}"#;
+    // The policy changed after the bucket did: its newer time must not hide the bucket.
+    let resource = r#"{"name":"//storage.googleapis.com/b1","asset_type":"storage.googleapis.com/Bucket","resource":{"data":{"name":"b1","location":"us"}},"update_time":"2024-01-01T00:00:00Z"}"#;
+    let policy = r#"{"name":"//storage.googleapis.com/b1","asset_type":"storage.googleapis.com/Bucket","iam_policy":{"bindings":[{"role":"roles/storage.objectViewer","members":["allAuthenticatedUsers"]}]},"update_time":"2024-03-01T00:00:00Z"}"#;
     let mut reader = ExportReader::new(Format::GcpAssetInventory);
     reader.add("iam.jsonl", policy.as_bytes()).unwrap();
     reader.add("resource.jsonl", resource.as_bytes()).unwrap();
