@@ -248,7 +248,8 @@ fn main() {
         peak = peak.max(rss);
     }
     let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.1.as_path().join("report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.1.as_path().join("report.json")).unwrap())
+            .unwrap();
     let f = &report["summary"]["findings"];
     let (b, s) = (median(baseline), median(scans));
     println!(

@@ -297,11 +297,17 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         }
     }
 
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "providers done");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "providers done"
+    );
     let state_files = state_task
         .await
         .map_err(|e| ScanError::Internal(format!("state reader: {e}")))??;
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "states read");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "states read"
+    );
     state_bar.finish_and_clear();
     let state_summaries: Vec<StateSummary> = state_files
         .iter()
@@ -322,7 +328,10 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
             now: &started_at,
         },
     );
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "diff done");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "diff done"
+    );
     // Freeing millions of JSON nodes takes a tenth of a large scan; nothing waits for it.
     std::thread::spawn(move || drop((declared, live)));
     let mut kinds = KindCounts {

@@ -194,9 +194,6 @@ pub fn canonicalise(
                 rules.dedup();
                 attrs.insert("security_rule".into(), Value::Array(rules));
             }
-            if let Some(Value::String(rg)) = attrs.get_mut("resource_group_name") {
-                *rg = rg.to_ascii_lowercase();
-            }
         }
         _ => {}
     }

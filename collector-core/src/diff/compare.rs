@@ -30,6 +30,9 @@ const SET_BLOCKS: &[(&str, &[&str])] = &[
     ("google_compute_subnetwork", &["secondary_ip_range"]),
 ];
 
+/// Azure attributes that ARM compares without regard to case.
+const CASE_INSENSITIVE_AZURE: &[&str] = &["resource_group_name", "location"];
+
 /// Lists of scalars whose order matters.
 const ORDERED_LISTS: &[&str] = &["dns_servers", "command", "args"];
 
@@ -62,6 +65,15 @@ pub fn diff_attributes(
         }
         if MAP_ATTRIBUTES.contains(&key.as_str()) {
             compare_maps(key, exp, act, &mut out);
+        } else if ty.starts_with("azurerm_") && CASE_INSENSITIVE_AZURE.contains(&key.as_str()) {
+            // ARM treats resource-group names case-insensitively and Resource Graph lowercases them.
+            let same = match (exp.as_str(), act.as_str()) {
+                (Some(e), Some(a)) => e.eq_ignore_ascii_case(a),
+                _ => scalar_eq(exp, act),
+            };
+            if !same {
+                push(&mut out, key, exp, act);
+            }
         } else {
             ctx.compare(key, key, exp, act, &mut out);
         }
@@ -399,6 +411,14 @@ mod tests {
         assert!(diff_attributes("t", &e, &a, &[]).is_empty());
         let a2 = map(json!({"policy": "{\"Statement\":[1],\"Version\":\"2012-10-17\"}"}));
         assert_eq!(diff_attributes("t", &e, &a2, &[]).len(), 1);
+    }
+
+    #[test]
+    fn azure_resource_groups_ignore_case() {
+        let e = map(json!({"resource_group_name": "Prod-RG", "location": "WestEurope"}));
+        let a = map(json!({"resource_group_name": "prod-rg", "location": "westeurope"}));
+        assert!(diff_attributes("azurerm_subnet", &e, &a, &[]).is_empty());
+        assert_eq!(diff_attributes("aws_vpc", &e, &a, &[]).len(), 2);
     }
 
     #[test]

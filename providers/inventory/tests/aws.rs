@@ -479,10 +479,7 @@ fn history_lines_merge_with_other_files_and_drop_deleted_resources() {
         "skipped 1 AWS::EC2::VPC item(s) with status ResourceDeleted (not live)"
     )));
     // Only types with records are claimed complete.
-    assert!(p
-        .scopes
-        .iter()
-        .any(|s| s.r#type == "aws_vpc" && s.complete));
+    assert!(p.scopes.iter().any(|s| s.r#type == "aws_vpc" && s.complete));
 }
 
 #[test]

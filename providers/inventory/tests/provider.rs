@@ -204,7 +204,11 @@ async fn relative_globs_resolve_against_config_dir() {
         accounts.into_iter().collect::<Vec<_>>(),
         ["123456789012", "210987654321"]
     );
-    assert_eq!(report.scopes.len(), 11, "(account, type) pairs with records");
+    assert_eq!(
+        report.scopes.len(),
+        11,
+        "(account, type) pairs with records"
+    );
     assert!(report.scopes.iter().all(|s| s.complete));
     assert!(report
         .warnings
