@@ -1,6 +1,8 @@
 //! The driftwatch runtime: config, IaC readers, the diff engine, output formats, and the
 //! scan that ties them together. The `driftwatch` binary is a thin CLI over this crate.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod diff;
 pub mod iac;

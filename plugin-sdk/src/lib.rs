@@ -4,6 +4,8 @@
 //! Third parties compile against this crate, so it stays small: serde, serde_json,
 //! async-trait and thiserror only.
 
+#![warn(missing_docs)]
+
 pub mod provider;
 pub mod report;
 pub mod schema;

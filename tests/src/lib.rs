@@ -1,5 +1,7 @@
 //! Helpers shared by driftwatch's workspace-level end-to-end tests.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 /// The repository's root folder.

@@ -1,6 +1,8 @@
 //! A sink that writes the scan document to a file, atomically: readers see the old file or
 //! the new one, never a torn write, even if driftwatch is killed mid-write.
 
+#![warn(missing_docs)]
+
 use async_trait::async_trait;
 use driftwatch_plugin_sdk::{ScanReport, Sink, SinkError};
 use serde::Deserialize;
