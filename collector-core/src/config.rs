@@ -115,6 +115,8 @@ pub struct Config {
     pub providers: Vec<ComponentEntry>,
     /// `[[sinks]]`.
     pub sinks: Vec<ComponentEntry>,
+    /// `[[plugins]]`, with their index in the list.
+    pub plugins: Vec<(usize, crate::plugin::PluginEntry)>,
     text: String,
 }
 
@@ -436,6 +438,32 @@ fn components(
     out
 }
 
+fn plugin_entries(
+    root: &toml::Table,
+    loc: &Locator,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<(usize, crate::plugin::PluginEntry)> {
+    let Some(v) = root.get("plugins") else {
+        return Vec::new();
+    };
+    let Some(items) = v.as_array() else {
+        problems.push(loc.problem(
+            "plugins",
+            "must be an array of tables: write each entry as `[[plugins]]`",
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("plugins[{i}]");
+        match serde_path_to_error::deserialize::<_, crate::plugin::PluginEntry>(item.clone()) {
+            Ok(e) => out.push((i, e)),
+            Err(e) => problems.push(serde_problem(loc, &at, e)),
+        }
+    }
+    out
+}
+
 impl Config {
     /// Reads and parses a config file; problems of structure are all reported together.
     /// Component settings are checked by [`crate::validate`].
@@ -482,10 +510,13 @@ impl Config {
             unreachable!("a table stays a table")
         };
         for key in root.keys() {
-            if !matches!(key.as_str(), "scan" | "iac" | "providers" | "sinks") {
+            if !matches!(
+                key.as_str(),
+                "scan" | "iac" | "providers" | "sinks" | "plugins"
+            ) {
                 problems.push(loc.problem(
                     key,
-                    "unknown section (expected `scan`, `iac`, `providers` or `sinks`)",
+                    "unknown section (expected `scan`, `iac`, `providers`, `sinks` or `plugins`)",
                 ));
             }
         }
@@ -517,6 +548,7 @@ impl Config {
         let iac = iac.unwrap_or_default();
         let providers = components(&root, "providers", &dir, &loc, &mut problems);
         let sinks = components(&root, "sinks", &dir, &loc, &mut problems);
+        let plugins = plugin_entries(&root, &loc, &mut problems);
         let declared = root
             .get("providers")
             .and_then(|p| p.as_array())
@@ -536,6 +568,7 @@ impl Config {
             iac,
             providers,
             sinks,
+            plugins,
             text: text.to_string(),
         };
         if problems.is_empty() {

@@ -7,5 +7,6 @@ pub mod config;
 pub mod diff;
 pub mod iac;
 pub mod output;
+pub mod plugin;
 pub mod registry;
 pub mod scan;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use driftwatch_core::config::Config;
 use driftwatch_core::output::{self, Format};
+use driftwatch_core::plugin::{self, Mode, Plugin, PluginEntry};
 use driftwatch_core::{iac, scan};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use std::io::{IsTerminal, Write};
@@ -69,6 +70,38 @@ enum Command {
         #[command(subcommand)]
         command: IacCommand,
     },
+    /// Inspect provider plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Internal: serve one plugin over stdin/stdout for an isolated provider.
+    #[command(hide = true)]
+    PluginHost {
+        /// The plugin library.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// The plugins a config loads, checked (pin, magic, ABI) and described.
+    List {
+        /// The config file.
+        #[arg(long, short, default_value = "driftwatch.toml")]
+        config: PathBuf,
+    },
+    /// Describe one plugin library: name, version, ABI, resource types, config schema.
+    Inspect {
+        /// The library file.
+        path: PathBuf,
+        /// Load it into this process instead of a child process.
+        #[arg(long)]
+        in_process: bool,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +144,21 @@ fn main() -> ExitCode {
         Command::Iac {
             command: IacCommand::List { states, format },
         } => cmd_iac_list(states, format),
+        Command::Plugins {
+            command: PluginsCommand::List { config },
+        } => cmd_plugins_list(config),
+        Command::Plugins {
+            command:
+                PluginsCommand::Inspect {
+                    path,
+                    in_process,
+                    format,
+                },
+        } => cmd_plugins_inspect(path, in_process, format),
+        Command::PluginHost { path } => match plugin::isolated::serve(&path) {
+            Ok(()) => EXIT_IN_SYNC,
+            Err(e) => fail(format!("plugin host for {}: {e}", path.display())),
+        },
     };
     ExitCode::from(code)
 }
@@ -259,4 +307,88 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
         }
         _ => EXIT_IN_SYNC,
     }
+}
+
+fn describe(p: &Plugin) -> serde_json::Value {
+    serde_json::json!({
+        "name": p.name,
+        "path": p.path.display().to_string(),
+        "mode": match p.mode { Mode::InProcess => "in-process", Mode::Isolated => "isolated" },
+        "version": p.hello.version,
+        "abi": format!("{}.{}", p.hello.abi.0, p.hello.abi.1),
+        "sdk_version": p.hello.sdk_version,
+        "resource_types": p.info.resource_types,
+        "config_schema": p.info.config_schema,
+    })
+}
+
+fn print_plugin(v: &serde_json::Value) {
+    println!("{}", v["name"].as_str().unwrap_or(""));
+    for key in ["path", "mode", "version", "abi", "sdk_version"] {
+        println!("  {key:<15} {}", v[key].as_str().unwrap_or(""));
+    }
+    let types: Vec<&str> = v["resource_types"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .collect();
+    println!("  {:<15} {}", "resource types", types.join(", "));
+    match &v["config_schema"] {
+        serde_json::Value::Null => println!("  {:<15} (none published)", "config schema"),
+        schema => println!(
+            "  {:<15} {}",
+            "config schema",
+            serde_json::to_string(schema).unwrap_or_default()
+        ),
+    }
+}
+
+fn cmd_plugins_inspect(path: PathBuf, in_process: bool, format: ListFormat) -> u8 {
+    let entry = PluginEntry {
+        name: None,
+        path,
+        sha256: None,
+        mode: if in_process {
+            Mode::InProcess
+        } else {
+            Mode::Isolated
+        },
+        timeout_secs: 30.0,
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    match Plugin::load(&entry, &cwd) {
+        Ok(p) => {
+            let v = describe(&p);
+            match format {
+                ListFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                }
+                ListFormat::Table => print_plugin(&v),
+            }
+            EXIT_IN_SYNC
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn cmd_plugins_list(config: PathBuf) -> u8 {
+    let cfg = match Config::load(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut code = EXIT_IN_SYNC;
+    if cfg.plugins.is_empty() {
+        println!("{}: no [[plugins]] configured", config.display());
+    }
+    for (i, entry) in &cfg.plugins {
+        match Plugin::load(entry, &cfg.dir) {
+            Ok(p) => print_plugin(&describe(&p)),
+            Err(e) => {
+                eprintln!("error: plugins[{i}] ({}): {e}", entry.path.display());
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    code
 }

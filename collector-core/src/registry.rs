@@ -1,5 +1,6 @@
 //! Built-in providers and sinks, by the `kind` that config names them with.
 
+use crate::plugin::Plugin;
 use driftwatch_plugin_sdk::{Provider, Sink};
 use driftwatch_sink_file::FileSink;
 
@@ -9,13 +10,17 @@ pub const PROVIDER_KINDS: &[&str] = &["inventory"];
 /// Sink kinds linked into this binary.
 pub const SINK_KINDS: &[&str] = &["file"];
 
-/// A fresh, unconfigured provider of `kind`.
-pub fn provider(kind: &str) -> Option<Box<dyn Provider>> {
+/// A fresh, unconfigured provider of `kind`: a built-in one, or one a loaded plugin
+/// registers under its name.
+pub fn provider(kind: &str, plugins: &[Plugin]) -> Option<Box<dyn Provider>> {
     match kind {
         "inventory" => Some(Box::new(
             driftwatch_provider_inventory::InventoryProvider::default(),
         )),
-        _ => None,
+        _ => plugins
+            .iter()
+            .find(|p| p.name == kind)
+            .map(|p| Box::new(p.provider()) as Box<dyn Provider>),
     }
 }
 

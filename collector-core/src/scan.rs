@@ -3,6 +3,7 @@
 use crate::config::{ComponentEntry, Config, ConfigError, ConfigProblem};
 use crate::diff::{self, ignore::DriftIgnore, DiffOptions};
 use crate::iac::{self, Declared, IacError, StateFile};
+use crate::plugin::Plugin;
 use crate::registry;
 use driftwatch_plugin_sdk::report::{
     KindCounts, ProviderSummary, ScanInfo, StateSummary, Summary, Tool,
@@ -29,6 +30,8 @@ pub struct Prepared {
     pub states: Vec<PathBuf>,
     /// Ignore rules.
     pub ignore: DriftIgnore,
+    /// Plugins loaded from `[[plugins]]`.
+    pub plugins: Vec<Plugin>,
 }
 
 /// Why a scan could not run to the end.
@@ -58,16 +61,42 @@ pub struct ScanOutcome {
 pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, ConfigError> {
     let loc = config.locator();
     let mut problems: Vec<ConfigProblem> = Vec::new();
+    let mut plugins: Vec<Plugin> = Vec::new();
+    for (i, entry) in &config.plugins {
+        match Plugin::load(entry, &config.dir) {
+            Ok(p) => {
+                if registry::PROVIDER_KINDS.contains(&p.name.as_str())
+                    || plugins.iter().any(|q| q.name == p.name)
+                {
+                    problems.push(loc.problem(
+                        &format!("plugins[{i}]"),
+                        format!(
+                            "a provider kind `{}` exists already: give this plugin another `name`",
+                            p.name
+                        ),
+                    ));
+                } else {
+                    plugins.push(p);
+                }
+            }
+            Err(e) => problems.push(loc.problem(&format!("plugins[{i}].path"), e.to_string())),
+        }
+    }
     let mut providers = Vec::new();
     for entry in config.providers.iter().filter(|p| p.enabled) {
         let at = format!("providers[{}]", entry.index);
-        match registry::provider(&entry.kind) {
+        match registry::provider(&entry.kind, &plugins) {
             None => problems.push(loc.problem(
                 &format!("{at}.kind"),
                 format!(
                     "unknown provider kind `{}` (available: {})",
                     entry.kind,
-                    registry::PROVIDER_KINDS.join(", ")
+                    registry::PROVIDER_KINDS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .chain(plugins.iter().map(|p| p.name.clone()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
             Some(mut p) => match p.configure(&entry.settings) {
@@ -151,6 +180,7 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
         sinks,
         states,
         ignore,
+        plugins,
     })
 }
 
@@ -218,6 +248,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         sinks,
         states,
         ignore,
+        ..
     } = prepared;
 
     let state_bar = spinner(progress, format!("reading {} state file(s)", states.len()));

@@ -195,11 +195,9 @@ fn write_json<T: Serialize>(out: *mut DwBytes, v: &T) -> i32 {
             DW_OK
         }
         Err(e) => {
-            let msg = ProviderError::Other(format!("cannot encode message: {e}"));
+            let msg = ProviderError::other(format!("cannot encode message: {e}"));
             // SAFETY: as above.
-            unsafe {
-                *out = DwBytes::from_vec(serde_json::to_vec(&msg).unwrap_or_default())
-            };
+            unsafe { *out = DwBytes::from_vec(serde_json::to_vec(&msg).unwrap_or_default()) };
             DW_ERROR
         }
     }
@@ -245,7 +243,7 @@ pub unsafe extern "C" fn create<P: Provider + Default + 'static>(
         let value: serde_json::Value = match serde_json::from_slice(bytes) {
             Ok(v) => v,
             Err(e) => {
-                let e = ProviderError::Other(format!("config is not valid JSON: {e}"));
+                let e = ProviderError::other(format!("config is not valid JSON: {e}"));
                 return fail(err, &e);
             }
         };
@@ -314,7 +312,7 @@ pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
         let req: CollectRequest = match serde_json::from_slice(bytes) {
             Ok(r) => r,
             Err(e) => {
-                let e = ProviderError::Other(format!("bad collect request: {e}"));
+                let e = ProviderError::other(format!("bad collect request: {e}"));
                 return fail(err, &e);
             }
         };
@@ -339,7 +337,7 @@ pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
                 Ok(Ok(report)) => CollectMessage::Done { report },
                 Ok(Err(error)) => CollectMessage::Error { error },
                 Err(p) => CollectMessage::Error {
-                    error: ProviderError::Other(format!("plugin panicked: {}", panic_text(p))),
+                    error: ProviderError::other(format!("plugin panicked: {}", panic_text(p))),
                 },
             };
             let _ = tx.send(last);
@@ -364,11 +362,11 @@ pub unsafe extern "C" fn collect_next(collection: *mut c_void, out: *mut DwBytes
         // SAFETY: per this function's contract.
         let c = unsafe { &mut *(collection as *mut Collection) };
         if c.finished {
-            let e = ProviderError::Other("collection already finished".into());
+            let e = ProviderError::other("collection already finished");
             return write_json(out, &CollectMessage::Error { error: e });
         }
         let msg = c.rx.recv().unwrap_or_else(|_| CollectMessage::Error {
-            error: ProviderError::Other("collection thread ended without a result".into()),
+            error: ProviderError::other("collection thread ended without a result"),
         });
         if !matches!(msg, CollectMessage::Batch { .. }) {
             c.finished = true;
@@ -430,9 +428,10 @@ pub unsafe extern "C" fn free_bytes(bytes: DwBytes) {
 /// Builds the header for provider type `P`; the strings and table are leaked once per
 /// process, which is what a `static` header needs.
 pub fn header<P: Provider + Default + 'static>() -> ExportedHeader {
-    let provider_info: ProviderInfo = catch_unwind(P::default)
-        .map(|p| p.info())
-        .unwrap_or_else(|_| ProviderInfo {
+    // A panic must not cross the entry point: the header then carries a placeholder name
+    // and the host learns of the panic from `info`.
+    let provider_info: ProviderInfo =
+        catch_unwind(|| P::default().info()).unwrap_or_else(|_| ProviderInfo {
             name: "unknown".into(),
             version: "0".into(),
             resource_types: vec![],

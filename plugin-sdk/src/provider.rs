@@ -139,8 +139,20 @@ pub enum ProviderError {
     #[error("collection cancelled")]
     Cancelled,
     /// Anything else.
-    #[error("{0}")]
-    Other(String),
+    #[error("{message}")]
+    Other {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl ProviderError {
+    /// An error that fits no other variant.
+    pub fn other(message: impl Into<String>) -> Self {
+        ProviderError::Other {
+            message: message.into(),
+        }
+    }
 }
 
 /// A source of live resources: a cloud API client, an inventory reader, a third-party plugin.
@@ -161,4 +173,29 @@ pub trait Provider: Send + Sync {
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_the_boundary_as_flat_json() {
+        for e in [
+            ProviderError::Config {
+                path: "paths[1]".into(),
+                message: "must be a string".into(),
+            },
+            ProviderError::Input {
+                source_name: "a.json".into(),
+                message: "line 3: bad".into(),
+            },
+            ProviderError::Cancelled,
+            ProviderError::other("boom"),
+        ] {
+            let json = serde_json::to_string(&e).unwrap();
+            assert!(json.starts_with("{\"kind\":"), "{json}");
+            assert_eq!(serde_json::from_str::<ProviderError>(&json).unwrap(), e);
+        }
+    }
 }

@@ -488,9 +488,10 @@ impl Provider for InventoryProvider {
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        let settings = self.settings.as_ref().ok_or_else(|| {
-            ProviderError::Other("the inventory provider was not configured".into())
-        })?;
+        let settings = self
+            .settings
+            .as_ref()
+            .ok_or_else(|| ProviderError::other("the inventory provider was not configured"))?;
         let files = Self::files(settings)?;
         let mut reader = ExportReader::new(settings.format);
         for file in &files {
@@ -528,3 +529,5 @@ impl Provider for InventoryProvider {
         })
     }
 }
+
+driftwatch_plugin_sdk::export_provider!(InventoryProvider);

@@ -168,7 +168,7 @@ async fn collect_before_configure_is_an_error() {
         .collect(&CollectContext::default(), &mut Recorder::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, ProviderError::Other(_)), "{err:?}");
+    assert!(matches!(err, ProviderError::Other { .. }), "{err:?}");
 }
 
 #[tokio::test]
