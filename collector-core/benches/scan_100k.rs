@@ -4,156 +4,13 @@
 //!
 //! `cargo bench -p driftwatch-core --bench scan_100k` (set `DRIFTWATCH_BENCH_N` for another size).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "eu-west-1";
-
-fn tags(i: usize) -> Value {
-    json!({"Name": format!("res-{i}"), "env": "prod", "team": format!("team-{}", i % 17)})
-}
-
-fn taglist(v: &Value) -> Value {
-    Value::Array(
-        v.as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect(),
-    )
-}
-
-/// One declared resource and its live configuration item; `drift` changes the live side.
-fn pair(i: usize, drift: bool) -> (Value, Value) {
-    let t = tags(i);
-    let mut live_tags = t.clone();
-    match i % 4 {
-        0 => {
-            let id = format!("sg-{i:017x}");
-            let ingress = json!([{"protocol": "tcp", "from_port": 443, "to_port": 443,
-                "cidr_blocks": ["10.0.0.0/8"], "ipv6_cidr_blocks": [], "prefix_list_ids": [],
-                "security_groups": [], "self": false, "description": "https"}]);
-            let mut perms = vec![json!({"ipProtocol": "tcp", "fromPort": 443, "toPort": 443,
-                "ipv4Ranges": [{"cidrIp": "10.0.0.0/8", "description": "https"}],
-                "ipv6Ranges": [], "prefixListIds": [], "userIdGroupPairs": []})];
-            if drift {
-                perms.push(json!({"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
-                    "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}], "ipv6Ranges": [],
-                    "prefixListIds": [], "userIdGroupPairs": []}));
-            }
-            (
-                json!({"type": "aws_security_group", "attrs": {"id": id, "name": format!("sg-{i}"),
-                    "description": "bench", "vpc_id": "vpc-00000000000000001", "ingress": ingress,
-                    "egress": [], "owner_id": ACCOUNT, "tags": t,
-                    "arn": format!("arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{id}")}}),
-                json!({"resourceType": "AWS::EC2::SecurityGroup", "resourceId": id,
-                    "configuration": {"groupId": id, "groupName": format!("sg-{i}"),
-                        "description": "bench", "vpcId": "vpc-00000000000000001", "ownerId": ACCOUNT,
-                        "ipPermissions": perms, "ipPermissionsEgress": [], "tags": taglist(&live_tags)},
-                    "tags": live_tags}),
-            )
-        }
-        1 => {
-            let id = format!("i-{i:017x}");
-            let itype = if drift { "m5.large" } else { "t3.small" };
-            (
-                json!({"type": "aws_instance", "attrs": {"id": id, "instance_type": "t3.small",
-                    "ami": "ami-00000000000000001", "subnet_id": "subnet-00000000000000001",
-                    "availability_zone": "eu-west-1a", "private_ip": "10.0.0.1", "ebs_optimized": false,
-                    "monitoring": false, "vpc_security_group_ids": ["sg-00000000000000001"],
-                    "instance_state": "running", "tags": t,
-                    "arn": format!("arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{id}")}}),
-                json!({"resourceType": "AWS::EC2::Instance", "resourceId": id,
-                    "configuration": {"instanceId": id, "instanceType": itype,
-                        "imageId": "ami-00000000000000001", "subnetId": "subnet-00000000000000001",
-                        "placement": {"availabilityZone": "eu-west-1a"}, "privateIpAddress": "10.0.0.1",
-                        "ebsOptimized": false, "monitoring": {"state": "disabled"},
-                        "securityGroups": [{"groupId": "sg-00000000000000001", "groupName": "x"}],
-                        "state": {"code": 16, "name": "running"}, "tags": taglist(&live_tags)},
-                    "tags": live_tags}),
-            )
-        }
-        2 => {
-            let id = format!("subnet-{i:017x}");
-            if drift {
-                live_tags["env"] = json!("staging");
-            }
-            (
-                json!({"type": "aws_subnet", "attrs": {"id": id, "vpc_id": "vpc-00000000000000001",
-                    "cidr_block": "10.1.0.0/24", "availability_zone": "eu-west-1b",
-                    "map_public_ip_on_launch": false, "assign_ipv6_address_on_creation": false,
-                    "tags": t, "arn": format!("arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{id}")}}),
-                json!({"resourceType": "AWS::EC2::Subnet", "resourceId": id,
-                    "configuration": {"subnetId": id, "vpcId": "vpc-00000000000000001",
-                        "cidrBlock": "10.1.0.0/24", "availabilityZone": "eu-west-1b",
-                        "mapPublicIpOnLaunch": false, "assignIpv6AddressOnCreation": false,
-                        "defaultForAz": false, "tags": taglist(&live_tags)},
-                    "tags": live_tags}),
-            )
-        }
-        _ => {
-            let id = format!("vpc-{i:017x}");
-            let cidr = if drift { "10.9.0.0/16" } else { "10.2.0.0/16" };
-            (
-                json!({"type": "aws_vpc", "attrs": {"id": id, "cidr_block": "10.2.0.0/16",
-                    "instance_tenancy": "default", "tags": t,
-                    "arn": format!("arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{id}")}}),
-                json!({"resourceType": "AWS::EC2::VPC", "resourceId": id,
-                    "configuration": {"vpcId": id, "cidrBlock": cidr, "instanceTenancy": "default",
-                        "isDefault": false, "tags": taglist(&live_tags)},
-                    "tags": live_tags}),
-            )
-        }
-    }
-}
-
-/// Writes the state and the snapshot: of every 100 resources, one drifts (changed, missing
-/// or unmanaged in turn), so 1% of the estate has drift.
-fn generate(dir: &Path, n: usize) {
-    let mut resources = Vec::with_capacity(n);
-    let mut items = Vec::with_capacity(n);
-    for i in 0..n {
-        let drifting = i % 100 == 42;
-        let (decl, mut item) = pair(i, drifting && (i / 100) % 3 == 0);
-        let missing = drifting && (i / 100) % 3 == 1;
-        let unmanaged = drifting && (i / 100) % 3 == 2;
-        if !unmanaged {
-            resources.push(json!({"mode": "managed", "type": decl["type"],
-                "name": format!("r{i}"), "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
-                "instances": [{"schema_version": 1, "attributes": decl["attrs"],
-                    "sensitive_attributes": [], "private": "bnVsbA=="}]}));
-        }
-        if !missing {
-            let m = item.as_object_mut().unwrap();
-            m.insert("awsAccountId".into(), json!(ACCOUNT));
-            m.insert("awsRegion".into(), json!(REGION));
-            m.insert("configurationItemStatus".into(), json!("OK"));
-            m.insert(
-                "configurationItemCaptureTime".into(),
-                json!("2026-11-21T00:00:00.000Z"),
-            );
-            items.push(item);
-        }
-    }
-    let state = json!({"version": 4, "terraform_version": "1.9.8", "serial": 1,
-        "lineage": "bench", "outputs": {}, "resources": resources});
-    std::fs::write(dir.join("big.tfstate"), serde_json::to_vec(&state).unwrap()).unwrap();
-    let snap =
-        json!({"fileVersion": "1.0", "configSnapshotId": "bench", "configurationItems": items});
-    std::fs::write(
-        dir.join("snapshot.json"),
-        serde_json::to_vec(&snap).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("driftwatch.toml"),
-        "[iac]\nstates = [\"big.tfstate\"]\n\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"snapshot.json\"]\n",
-    )
-    .unwrap();
-}
+#[path = "common.rs"]
+mod common;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -216,7 +73,7 @@ fn main() {
     std::fs::create_dir_all(&dir_path).unwrap();
     let dir = (dir, dir_path);
     let t = Instant::now();
-    generate(&dir.1, n);
+    common::generate(&dir.1, n);
     let state_mb = std::fs::metadata(dir.1.as_path().join("big.tfstate"))
         .unwrap()
         .len() as f64

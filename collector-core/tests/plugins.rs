@@ -32,17 +32,32 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// A cdylib of this workspace, which `cargo test --workspace` builds next to the binary.
+/// A cdylib of this workspace. `cargo test` builds dependencies as rlibs only, so the
+/// plugin builds come from a cargo run of their own, once per test process, in a target
+/// folder of their own (the outer cargo holds the lock on its own).
 fn workspace_plugin(lib: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_driftwatch"))
-        .parent()
-        .unwrap()
-        .join(format!("lib{lib}.so"));
-    assert!(
-        p.is_file(),
-        "{} is missing: build the workspace first (`cargo test --workspace` does)",
-        p.display()
-    );
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target = repo().join("target/test-plugins");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(repo())
+            .args(["build", "--locked", "--quiet", "--lib"])
+            .args([
+                "-p",
+                "driftwatch-provider-inventory",
+                "--features",
+                "driftwatch-provider-inventory/plugin",
+            ])
+            .args(["-p", "driftwatch-test-plugin-panicky"])
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the plugin libraries failed");
+        target.join("debug")
+    });
+    let p = dir.join(format!("lib{lib}.so"));
+    assert!(p.is_file(), "{} was not built", p.display());
     p
 }
 

@@ -262,13 +262,29 @@ pub unsafe extern "C" fn create<P: Provider + Default + 'static>(
 
 /// A running collection on the plugin's own thread.
 struct Collection {
-    rx: Receiver<CollectMessage>,
+    rx: Receiver<Encoded>,
     ctx: CollectContext,
     finished: bool,
 }
 
+/// A message already encoded on the plugin's thread, so encoding the next batch overlaps
+/// with the host decoding this one.
+struct Encoded {
+    bytes: Vec<u8>,
+    last: bool,
+}
+
+fn encode(msg: &CollectMessage) -> Encoded {
+    let last = !matches!(msg, CollectMessage::Batch { .. });
+    let bytes = serde_json::to_vec(msg).unwrap_or_else(|e| {
+        let error = ProviderError::other(format!("cannot encode message: {e}"));
+        serde_json::to_vec(&CollectMessage::Error { error }).unwrap_or_default()
+    });
+    Encoded { bytes, last }
+}
+
 struct ChannelEmit {
-    tx: std::sync::mpsc::SyncSender<CollectMessage>,
+    tx: std::sync::mpsc::SyncSender<Encoded>,
     ctx: CollectContext,
 }
 
@@ -286,7 +302,7 @@ impl Emit for ChannelEmit {
                 Vec::new()
             };
             self.tx
-                .send(CollectMessage::Batch { resources: batch })
+                .send(encode(&CollectMessage::Batch { resources: batch }))
                 .map_err(|_| ProviderError::Cancelled)?;
             batch = rest;
         }
@@ -340,7 +356,7 @@ pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
                     error: ProviderError::other(format!("plugin panicked: {}", panic_text(p))),
                 },
             };
-            let _ = tx.send(last);
+            let _ = tx.send(encode(&last));
         });
         let c = Box::new(Collection {
             rx,
@@ -365,13 +381,15 @@ pub unsafe extern "C" fn collect_next(collection: *mut c_void, out: *mut DwBytes
             let e = ProviderError::other("collection already finished");
             return write_json(out, &CollectMessage::Error { error: e });
         }
-        let msg = c.rx.recv().unwrap_or_else(|_| CollectMessage::Error {
-            error: ProviderError::other("collection thread ended without a result"),
+        let msg = c.rx.recv().unwrap_or_else(|_| {
+            encode(&CollectMessage::Error {
+                error: ProviderError::other("collection thread ended without a result"),
+            })
         });
-        if !matches!(msg, CollectMessage::Batch { .. }) {
-            c.finished = true;
-        }
-        write_json(out, &msg)
+        c.finished = msg.last;
+        // SAFETY: the host passes a valid, writable DwBytes.
+        unsafe { *out = DwBytes::from_vec(msg.bytes) };
+        DW_OK
     })
 }
 

@@ -3,7 +3,7 @@
 //! each framed by a 4-byte little-endian length. A crash, an abort or a hang past the
 //! timeout kills only the child.
 
-use super::native::{decode_message, Collection, Instance, Library};
+use super::native::{Collection, Instance, Library};
 use super::PluginError;
 use driftwatch_plugin_sdk::abi::{CollectMessage, CollectRequest};
 use driftwatch_plugin_sdk::{ProviderError, ProviderInfo};
@@ -157,14 +157,9 @@ pub fn serve(path: &Path) -> std::io::Result<()> {
             Ok(Request::Next) => match &mut collection {
                 None => Reply::Error(ProviderError::other("next before collect")),
                 // Relay the plugin's bytes as they are: the host decodes and validates them.
-                Some(c) => match c.next_raw().and_then(|bytes| {
-                    // Checked here so a malformed message is reported as the plugin's,
-                    // exactly as in process, instead of breaking the frame around it.
-                    match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-                        Ok(_) => Ok(bytes),
-                        Err(_) => decode_message(&lib.name, &bytes).map(|_| bytes),
-                    }
-                }) {
+                // Relayed unchecked: the host decodes the frame once and reports a malformed
+                // message as the plugin's, exactly as in process.
+                Some(c) => match c.next_raw() {
                     Ok(bytes) => {
                         let mut framed = Vec::with_capacity(bytes.len() + 8);
                         framed.extend_from_slice(b"{\"ok\":");
@@ -350,7 +345,13 @@ impl Session {
 
     /// The next message of the collection.
     pub fn next_message(&mut self) -> Result<CollectMessage, PluginError> {
-        self.call(&Request::Next, "collecting")
+        match self.call(&Request::Next, "collecting") {
+            Err(PluginError::Protocol { .. }) => Err(PluginError::Protocol {
+                name: self.name.clone(),
+                message: "collect_next returned a malformed message".into(),
+            }),
+            other => other,
+        }
     }
 
     /// Asks the plugin to stop.

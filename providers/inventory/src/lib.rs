@@ -531,3 +531,7 @@ impl Provider for InventoryProvider {
 }
 
 driftwatch_plugin_sdk::export_provider!(InventoryProvider);
+
+#[cfg(feature = "plugin")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,0 +1,139 @@
+//! Plugin overhead benchmark: the inventory provider collects 100,000 resources linked into
+//! the binary, as a plugin loaded in process, and as an isolated plugin in a child process.
+//! Reports each mode's time as a ratio to the linked provider, measured in the same run.
+//!
+//! `cargo bench -p driftwatch-core --bench plugin_100k` (set `DRIFTWATCH_BENCH_N` for another size).
+
+#[path = "common.rs"]
+mod common;
+
+use driftwatch_core::plugin::{Mode, Plugin, PluginEntry};
+use driftwatch_plugin_sdk::{CollectContext, Emit, Provider, ProviderError, Resource};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+// As in the driftwatch binary, so the linked provider is measured as it runs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Count(usize);
+
+impl Emit for Count {
+    fn emit(&mut self, batch: Vec<Resource>) -> Result<(), ProviderError> {
+        self.0 += batch.len();
+        Ok(())
+    }
+}
+
+fn collect(provider: &mut dyn Provider, dir: &Path) -> (Duration, usize) {
+    let config = serde_json::json!({
+        "format": "aws-config",
+        "paths": ["snapshot.json"],
+        "config_dir": dir.display().to_string(),
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Instant::now();
+    provider.configure(&config).unwrap();
+    let mut out = Count(0);
+    rt.block_on(provider.collect(&CollectContext::new(1000), &mut out))
+        .unwrap();
+    (t.elapsed(), out.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("DRIFTWATCH_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 100_000 } else { 2_000 });
+    let runs = if full { 5 } else { 1 };
+    // Isolated plugins re-execute driftwatch; from a benchmark that must be named.
+    std::env::set_var("DRIFTWATCH_PLUGIN_HOST", env!("CARGO_BIN_EXE_driftwatch"));
+    // Dependencies are built as rlibs only: build the plugin with the benchmark's profile.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = repo.join("target/test-plugins");
+    let mut build = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
+    build
+        .current_dir(repo)
+        .args([
+            "build",
+            "--locked",
+            "--quiet",
+            "--lib",
+            "-p",
+            "driftwatch-provider-inventory",
+            "--features",
+            "driftwatch-provider-inventory/plugin",
+        ])
+        .arg("--target-dir")
+        .arg(&target);
+    if full {
+        build.arg("--release");
+    }
+    assert!(
+        build.status().unwrap().success(),
+        "building the plugin failed"
+    );
+    let lib: PathBuf = target
+        .join(if full { "release" } else { "debug" })
+        .join("libdriftwatch_provider_inventory.so");
+    let dir = tempfile::tempdir().unwrap();
+    common::generate(dir.path(), n);
+    let load = |mode| {
+        let entry = PluginEntry {
+            name: Some("inventory-plugin".into()),
+            path: lib.clone(),
+            sha256: None,
+            mode,
+            timeout_secs: 600.0,
+        };
+        Plugin::load(&entry, dir.path()).unwrap()
+    };
+    let in_process = load(Mode::InProcess);
+    let isolated = load(Mode::Isolated);
+    let (mut linked_t, mut inproc_t, mut iso_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut counts = (0, 0, 0);
+    for _ in 0..runs {
+        let (t, c) = collect(
+            &mut driftwatch_provider_inventory::InventoryProvider::default(),
+            dir.path(),
+        );
+        linked_t.push(t);
+        counts.0 = c;
+        let (t, c) = collect(&mut in_process.provider(), dir.path());
+        inproc_t.push(t);
+        counts.1 = c;
+        let (t, c) = collect(&mut isolated.provider(), dir.path());
+        iso_t.push(t);
+        counts.2 = c;
+    }
+    assert_eq!(
+        counts.0, counts.1,
+        "in-process plugin emitted another count"
+    );
+    assert_eq!(counts.0, counts.2, "isolated plugin emitted another count");
+    let (l, p, i) = (median(linked_t), median(inproc_t), median(iso_t));
+    println!(
+        "{} resources collected by the inventory provider (median of {runs})",
+        counts.0
+    );
+    println!(
+        "linked into the binary:   {:>8.1} ms",
+        l.as_secs_f64() * 1e3
+    );
+    println!(
+        "plugin, in-process:       {:>8.1} ms  ({:.2}x linked)",
+        p.as_secs_f64() * 1e3,
+        p.as_secs_f64() / l.as_secs_f64()
+    );
+    println!(
+        "plugin, isolated process: {:>8.1} ms  ({:.2}x linked)",
+        i.as_secs_f64() * 1e3,
+        i.as_secs_f64() / l.as_secs_f64()
+    );
+}
