@@ -369,3 +369,54 @@ fn malformed_messages_and_panics_are_errors_in_both_modes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_hello_example_builds_and_its_demo_scans() {
+    // Built as its author would: its own crate, its own workspace, only the SDK.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(repo())
+        .args(["build", "--locked", "--quiet", "--manifest-path"])
+        .arg(repo().join("examples/plugin-hello/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(repo().join("target/test-plugins"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "examples/plugin-hello does not build");
+    let demo = repo().join("examples/plugin-hello/demo");
+    let (code, stdout, stderr) =
+        run(bin()
+            .current_dir(&demo)
+            .args(["scan", "-f", "json", "-c", "driftwatch.toml"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        findings(&stdout),
+        vec![
+            (
+                "changed".to_string(),
+                "bonjour".to_string(),
+                vec!["audience".to_string()]
+            ),
+            ("missing".into(), "ciao".into(), vec![]),
+        ]
+    );
+    let (code, stdout, stderr) = run(bin().current_dir(&demo).args(["plugins", "list"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("hello_greeting"), "{stdout}");
+    // A bad setting of the plugin's own is a config problem, found by `validate`.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(demo.join("driftwatch.toml"))
+        .unwrap()
+        .replace(
+            "../../../target",
+            &repo().join("target").display().to_string(),
+        )
+        .replace("states/", &format!("{}/states/", demo.display()))
+        .replace(
+            "dir = \"greetings\"",
+            "dir = \"greetings\"\ncolour = \"blue\"",
+        );
+    std::fs::write(dir.path().join("driftwatch.toml"), text).unwrap();
+    let (code, _, stderr) = run(bin().current_dir(dir.path()).args(["validate"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("`providers[0].colour`"), "{stderr}");
+}

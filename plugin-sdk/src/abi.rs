@@ -42,7 +42,8 @@ pub const DW_PANIC: i32 = 2;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct DwBytes {
-    /// Start of the bytes (null when `len` is 0).
+    /// Start of the bytes; may be null or dangling when `len` is 0. Always hand the
+    /// buffer back to `free_bytes`, whatever its length.
     pub ptr: *mut u8,
     /// Number of bytes.
     pub len: usize,
@@ -75,38 +76,52 @@ impl DwBytes {
     }
 }
 
+/// `info(out)`: writes the JSON [`ProviderInfo`] into `out`.
+pub type InfoFn = unsafe extern "C" fn(out: *mut DwBytes) -> i32;
+/// `create(config, len, instance, err)`: an instance from a JSON config.
+pub type CreateFn = unsafe extern "C" fn(
+    config: *const u8,
+    config_len: usize,
+    instance: *mut *mut c_void,
+    err: *mut DwBytes,
+) -> i32;
+/// `collect_start(instance, request, len, collection, err)`: starts a collection.
+pub type CollectStartFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    request: *const u8,
+    request_len: usize,
+    collection: *mut *mut c_void,
+    err: *mut DwBytes,
+) -> i32;
+/// `collect_next(collection, out)`: blocks for the next JSON [`CollectMessage`].
+pub type CollectNextFn = unsafe extern "C" fn(collection: *mut c_void, out: *mut DwBytes) -> i32;
+/// `collect_cancel(collection)`, `collect_free(collection)` and `destroy(instance)`.
+pub type HandleFn = unsafe extern "C" fn(handle: *mut c_void);
+/// `free_bytes(bytes)`: releases a buffer the plugin returned.
+pub type FreeBytesFn = unsafe extern "C" fn(bytes: DwBytes);
+
 /// The plugin's functions. Append-only: new functions go at the end with a minor bump.
+/// Every slot is nullable at the C level; the host refuses a table with a null slot.
 #[repr(C)]
 pub struct PluginTable {
     /// `size_of::<PluginTable>()` as the plugin was built: which functions exist.
     pub size: u32,
-    /// Writes the JSON [`ProviderInfo`] into `out`.
-    pub info: unsafe extern "C" fn(out: *mut DwBytes) -> i32,
-    /// Creates an instance from a JSON config; on error writes JSON [`ProviderError`] to `err`.
-    pub create: unsafe extern "C" fn(
-        config: *const u8,
-        config_len: usize,
-        instance: *mut *mut c_void,
-        err: *mut DwBytes,
-    ) -> i32,
+    /// Describes the provider.
+    pub info: Option<InfoFn>,
+    /// Creates a configured instance; on error writes a JSON [`ProviderError`] to `err`.
+    pub create: Option<CreateFn>,
     /// Starts a collection from a JSON [`CollectRequest`].
-    pub collect_start: unsafe extern "C" fn(
-        instance: *mut c_void,
-        request: *const u8,
-        request_len: usize,
-        collection: *mut *mut c_void,
-        err: *mut DwBytes,
-    ) -> i32,
-    /// Blocks until the next JSON [`CollectMessage`] and writes it to `out`.
-    pub collect_next: unsafe extern "C" fn(collection: *mut c_void, out: *mut DwBytes) -> i32,
+    pub collect_start: Option<CollectStartFn>,
+    /// Blocks until the next message of a collection.
+    pub collect_next: Option<CollectNextFn>,
     /// Asks a running collection to stop; `collect_next` then ends it.
-    pub collect_cancel: unsafe extern "C" fn(collection: *mut c_void),
+    pub collect_cancel: Option<HandleFn>,
     /// Releases a collection (finished or not).
-    pub collect_free: unsafe extern "C" fn(collection: *mut c_void),
+    pub collect_free: Option<HandleFn>,
     /// Releases an instance.
-    pub destroy: unsafe extern "C" fn(instance: *mut c_void),
+    pub destroy: Option<HandleFn>,
     /// Releases a buffer the plugin returned.
-    pub free_bytes: unsafe extern "C" fn(bytes: DwBytes),
+    pub free_bytes: Option<FreeBytesFn>,
 }
 
 /// What [`ENTRY_SYMBOL`] returns: identity, versions and the function table.
@@ -264,7 +279,8 @@ pub unsafe extern "C" fn create<P: Provider + Default + 'static>(
 struct Collection {
     rx: Receiver<Encoded>,
     ctx: CollectContext,
-    finished: bool,
+    // Shared references only (`collect_cancel` may run while `collect_next` blocks).
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// A message already encoded on the plugin's thread, so encoding the next batch overlaps
@@ -361,7 +377,7 @@ pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
         let c = Box::new(Collection {
             rx,
             ctx,
-            finished: false,
+            finished: std::sync::atomic::AtomicBool::new(false),
         });
         // SAFETY: the host passes a writable pointer.
         unsafe { *collection = Box::into_raw(c) as *mut c_void };
@@ -376,8 +392,8 @@ pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
 pub unsafe extern "C" fn collect_next(collection: *mut c_void, out: *mut DwBytes) -> i32 {
     guarded(out, || {
         // SAFETY: per this function's contract.
-        let c = unsafe { &mut *(collection as *mut Collection) };
-        if c.finished {
+        let c = unsafe { &*(collection as *const Collection) };
+        if c.finished.load(std::sync::atomic::Ordering::SeqCst) {
             let e = ProviderError::other("collection already finished");
             return write_json(out, &CollectMessage::Error { error: e });
         }
@@ -386,7 +402,8 @@ pub unsafe extern "C" fn collect_next(collection: *mut c_void, out: *mut DwBytes
                 error: ProviderError::other("collection thread ended without a result"),
             })
         });
-        c.finished = msg.last;
+        c.finished
+            .store(msg.last, std::sync::atomic::Ordering::SeqCst);
         // SAFETY: the host passes a valid, writable DwBytes.
         unsafe { *out = DwBytes::from_vec(msg.bytes) };
         DW_OK
@@ -462,14 +479,14 @@ pub fn header<P: Provider + Default + 'static>() -> ExportedHeader {
     };
     let table = Box::leak(Box::new(PluginTable {
         size: std::mem::size_of::<PluginTable>() as u32,
-        info: info::<P>,
-        create: create::<P>,
-        collect_start: collect_start::<P>,
-        collect_next,
-        collect_cancel,
-        collect_free,
-        destroy: destroy::<P>,
-        free_bytes,
+        info: Some(info::<P>),
+        create: Some(create::<P>),
+        collect_start: Some(collect_start::<P>),
+        collect_next: Some(collect_next),
+        collect_cancel: Some(collect_cancel),
+        collect_free: Some(collect_free),
+        destroy: Some(destroy::<P>),
+        free_bytes: Some(free_bytes),
     }));
     ExportedHeader(PluginHeader {
         magic: MAGIC,

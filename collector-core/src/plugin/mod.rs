@@ -359,10 +359,17 @@ impl Provider for PluginProvider {
     }
 
     fn configure(&mut self, config: &serde_json::Value) -> Result<(), ProviderError> {
-        // In process, create an instance now so a bad config is reported by `validate`;
-        // an isolated plugin validates its config in its own process at collection.
-        if let Some(lib) = &self.plugin.library {
-            lib.create(config).map_err(ProviderError::from)?;
+        // Create an instance now, so `validate` reports a bad config before any scan; an
+        // isolated plugin does it in a short-lived process of its own.
+        match &self.plugin.library {
+            Some(lib) => drop(lib.create(config).map_err(ProviderError::from)?),
+            None => {
+                let p = &self.plugin;
+                let mut s =
+                    isolated::Session::spawn(&isolated::current_exe(), &p.path, &p.name, p.timeout)
+                        .map_err(ProviderError::from)?;
+                s.create(config).map_err(ProviderError::from)?;
+            }
         }
         self.config = Some(config.clone());
         Ok(())

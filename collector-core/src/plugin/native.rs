@@ -2,8 +2,9 @@
 
 use super::PluginError;
 use driftwatch_plugin_sdk::abi::{
-    CollectMessage, CollectRequest, DwBytes, PluginHeader, PluginTable, ABI_MAJOR, ABI_MINOR,
-    DW_ERROR, DW_OK, DW_PANIC, ENTRY_SYMBOL, MAGIC,
+    CollectMessage, CollectNextFn, CollectRequest, CollectStartFn, CreateFn, DwBytes, FreeBytesFn,
+    HandleFn, InfoFn, PluginHeader, PluginTable, ABI_MAJOR, ABI_MINOR, DW_ERROR, DW_OK, DW_PANIC,
+    ENTRY_SYMBOL, MAGIC,
 };
 use driftwatch_plugin_sdk::{ProviderError, ProviderInfo};
 use std::ffi::{c_void, CStr};
@@ -13,10 +14,22 @@ use std::sync::Arc;
 /// The functions of ABI 1.0: a table smaller than this lacks some of them.
 const MIN_TABLE_SIZE: usize = std::mem::size_of::<PluginTable>();
 
+/// The ABI 1.0 functions of a plugin, checked to be non-null.
+struct Fns {
+    info: InfoFn,
+    create: CreateFn,
+    collect_start: CollectStartFn,
+    collect_next: CollectNextFn,
+    collect_cancel: HandleFn,
+    collect_free: HandleFn,
+    destroy: HandleFn,
+    free_bytes: FreeBytesFn,
+}
+
 /// A validated plugin library, kept loaded for as long as any instance uses it.
 pub struct Library {
-    // Field order matters: the table points into the library, which must be dropped last.
-    table: *const PluginTable,
+    // Field order matters: the functions live in the library, which must be dropped last.
+    table: Fns,
     /// Name the plugin gives itself.
     pub name: String,
     /// The plugin's version.
@@ -30,8 +43,8 @@ pub struct Library {
     _lib: libloading::Library,
 }
 
-// SAFETY: the table is immutable static data of the loaded library, which stays loaded
-// while this value lives; the ABI requires plugin functions to be callable from any thread.
+// SAFETY: the functions live in the loaded library, which stays loaded while this value
+// lives; the ABI requires plugin functions to be callable from any thread.
 unsafe impl Send for Library {}
 unsafe impl Sync for Library {}
 
@@ -119,8 +132,24 @@ impl Library {
                 ),
             });
         }
+        // SAFETY: non-null, static, and at least as large as ABI 1.0's table.
+        let t = unsafe { &*h.table };
+        let null = |slot: &str| PluginError::Invalid {
+            path: shown.clone(),
+            message: format!("the function table's `{slot}` slot is null"),
+        };
+        let fns = Fns {
+            info: t.info.ok_or_else(|| null("info"))?,
+            create: t.create.ok_or_else(|| null("create"))?,
+            collect_start: t.collect_start.ok_or_else(|| null("collect_start"))?,
+            collect_next: t.collect_next.ok_or_else(|| null("collect_next"))?,
+            collect_cancel: t.collect_cancel.ok_or_else(|| null("collect_cancel"))?,
+            collect_free: t.collect_free.ok_or_else(|| null("collect_free"))?,
+            destroy: t.destroy.ok_or_else(|| null("destroy"))?,
+            free_bytes: t.free_bytes.ok_or_else(|| null("free_bytes"))?,
+        };
         Ok(Arc::new(Library {
-            table: h.table,
+            table: fns,
             name,
             version: c_string(h.version),
             sdk_version: c_string(h.sdk_version),
@@ -130,9 +159,8 @@ impl Library {
         }))
     }
 
-    fn table(&self) -> &PluginTable {
-        // SAFETY: validated non-null in `open`, static while the library is loaded.
-        unsafe { &*self.table }
+    fn table(&self) -> &Fns {
+        &self.table
     }
 
     /// Copies a plugin buffer and hands it back to the plugin to free.

@@ -449,9 +449,9 @@ mod tests {
 
         let mut out = DwBytes::EMPTY;
         // SAFETY: valid out pointer.
-        assert_eq!(unsafe { (t.info)(&mut out) }, DW_OK);
+        assert_eq!(unsafe { (t.info.unwrap())(&mut out) }, DW_OK);
         assert_eq!(
-            take(t.free_bytes, out)["resource_types"],
+            take(t.free_bytes.unwrap(), out)["resource_types"],
             json!(["hello_greeting"])
         );
 
@@ -459,9 +459,10 @@ mod tests {
         let mut instance: *mut c_void = std::ptr::null_mut();
         let mut err = DwBytes::EMPTY;
         // SAFETY: valid pointers for the call.
-        let status = unsafe { (t.create)(bad.as_ptr(), bad.len(), &mut instance, &mut err) };
+        let status =
+            unsafe { (t.create.unwrap())(bad.as_ptr(), bad.len(), &mut instance, &mut err) };
         assert_eq!(status, DW_ERROR);
-        let e = take(t.free_bytes, err);
+        let e = take(t.free_bytes.unwrap(), err);
         assert_eq!(
             (e["kind"].clone(), e["path"].clone()),
             (json!("config"), json!("colour"))
@@ -470,14 +471,15 @@ mod tests {
         let config = serde_json::to_vec(&s.config()).unwrap();
         let mut err = DwBytes::EMPTY;
         // SAFETY: as above.
-        let status = unsafe { (t.create)(config.as_ptr(), config.len(), &mut instance, &mut err) };
+        let status =
+            unsafe { (t.create.unwrap())(config.as_ptr(), config.len(), &mut instance, &mut err) };
         assert_eq!(status, DW_OK);
 
         let request = br#"{"batch_size":2}"#;
         let mut collection: *mut c_void = std::ptr::null_mut();
         // SAFETY: `instance` came from create.
         let status = unsafe {
-            (t.collect_start)(
+            (t.collect_start.unwrap())(
                 instance,
                 request.as_ptr(),
                 request.len(),
@@ -490,8 +492,11 @@ mod tests {
         let last = loop {
             let mut out = DwBytes::EMPTY;
             // SAFETY: `collection` came from collect_start.
-            assert_eq!(unsafe { (t.collect_next)(collection, &mut out) }, DW_OK);
-            let msg = take(t.free_bytes, out);
+            assert_eq!(
+                unsafe { (t.collect_next.unwrap())(collection, &mut out) },
+                DW_OK
+            );
+            let msg = take(t.free_bytes.unwrap(), out);
             if msg["type"] != "batch" {
                 break msg;
             }
@@ -507,8 +512,8 @@ mod tests {
         );
         // SAFETY: each released once, collection before instance.
         unsafe {
-            (t.collect_free)(collection);
-            (t.destroy)(instance);
+            (t.collect_free.unwrap())(collection);
+            (t.destroy.unwrap())(instance);
         }
     }
 }
