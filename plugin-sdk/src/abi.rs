@@ -521,3 +521,99 @@ macro_rules! export_provider {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ResourceKey;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static EMITTED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Emits one resource at a time, forever, until told to stop.
+    #[derive(Default)]
+    struct Endless;
+
+    #[async_trait::async_trait]
+    impl Provider for Endless {
+        fn info(&self) -> ProviderInfo {
+            ProviderInfo {
+                name: "endless".into(),
+                version: "1".into(),
+                resource_types: vec!["t".into()],
+                config_schema: None,
+            }
+        }
+
+        fn configure(&mut self, _: &serde_json::Value) -> Result<(), ProviderError> {
+            Ok(())
+        }
+
+        async fn collect(
+            &self,
+            _ctx: &CollectContext,
+            out: &mut dyn Emit,
+        ) -> Result<CollectReport, ProviderError> {
+            for i in 0.. {
+                let batch: Vec<Resource> = (0..5)
+                    .map(|j| Resource::new(ResourceKey::new("p", "t", format!("{i}-{j}"))))
+                    .collect();
+                out.emit(batch)?;
+                EMITTED.fetch_add(5, Ordering::SeqCst);
+            }
+            unreachable!()
+        }
+    }
+
+    fn take(b: DwBytes) -> serde_json::Value {
+        // SAFETY: buffers from this module, freed once.
+        let v = unsafe { std::slice::from_raw_parts(b.ptr, b.len) }.to_vec();
+        unsafe { free_bytes(b) };
+        serde_json::from_slice(&v).unwrap()
+    }
+
+    #[test]
+    fn batches_are_bounded_and_cancellation_ends_the_stream() {
+        let header = header::<Endless>();
+        assert_eq!(header.0.magic, MAGIC);
+        let cfg = b"{}";
+        let mut instance = std::ptr::null_mut();
+        let mut err = DwBytes::EMPTY;
+        // SAFETY: valid pointers for each call.
+        unsafe {
+            assert_eq!(
+                create::<Endless>(cfg.as_ptr(), cfg.len(), &mut instance, &mut err),
+                DW_OK
+            );
+            let req = br#"{"batch_size":2}"#;
+            let mut coll = std::ptr::null_mut();
+            assert_eq!(
+                collect_start::<Endless>(instance, req.as_ptr(), req.len(), &mut coll, &mut err),
+                DW_OK
+            );
+            for _ in 0..6 {
+                let mut out = DwBytes::EMPTY;
+                assert_eq!(collect_next(coll, &mut out), DW_OK);
+                let msg = take(out);
+                assert_eq!(msg["type"], "batch");
+                assert!(msg["resources"].as_array().unwrap().len() <= 2, "{msg}");
+            }
+            // Backpressure: the provider is never far ahead of the reader.
+            assert!(EMITTED.load(Ordering::SeqCst) <= 20);
+            collect_cancel(coll);
+            let mut last = serde_json::Value::Null;
+            for _ in 0..10 {
+                let mut out = DwBytes::EMPTY;
+                assert_eq!(collect_next(coll, &mut out), DW_OK);
+                last = take(out);
+                if last["type"] != "batch" {
+                    break;
+                }
+            }
+            assert_eq!(last["type"], "error");
+            assert_eq!(last["error"]["kind"], "cancelled");
+            collect_free(coll);
+            destroy::<Endless>(instance);
+        }
+    }
+}
