@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 use std::path::Path;
+use std::time::Duration;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "eu-west-1";
@@ -150,4 +151,21 @@ pub fn generate(dir: &Path, n: usize) {
         "[iac]\nstates = [\"big.tfstate\"]\n\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"snapshot.json\"]\n",
     )
     .unwrap();
+}
+
+/// Full size under `cargo bench`, a smoke-test size under `cargo test`:
+/// (full, resources, runs). `DRIFTWATCH_BENCH_N` overrides the size.
+pub fn settings() -> (bool, usize, usize) {
+    let full = std::env::args().any(|a| a == "--bench");
+    let n = std::env::var("DRIFTWATCH_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if full { 100_000 } else { 2_000 });
+    (full, n, if full { 5 } else { 1 })
+}
+
+/// The median of some timings.
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }

@@ -40,18 +40,8 @@ fn collect(provider: &mut dyn Provider, dir: &Path) -> (Duration, usize) {
     (t.elapsed(), out.0)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("DRIFTWATCH_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 100_000 } else { 2_000 });
-    let runs = if full { 5 } else { 1 };
+    let (full, n, runs) = common::settings();
     // Isolated plugins re-execute driftwatch; from a benchmark that must be named.
     std::env::set_var("DRIFTWATCH_PLUGIN_HOST", env!("CARGO_BIN_EXE_driftwatch"));
     // Dependencies are built as rlibs only: build the plugin with the benchmark's profile.
@@ -117,7 +107,11 @@ fn main() {
         "in-process plugin emitted another count"
     );
     assert_eq!(counts.0, counts.2, "isolated plugin emitted another count");
-    let (l, p, i) = (median(linked_t), median(inproc_t), median(iso_t));
+    let (l, p, i) = (
+        common::median(linked_t),
+        common::median(inproc_t),
+        common::median(iso_t),
+    );
     println!(
         "{} resources collected by the inventory provider (median of {runs})",
         counts.0

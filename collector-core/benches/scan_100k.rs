@@ -12,11 +12,6 @@ use std::time::{Duration, Instant};
 #[path = "common.rs"]
 mod common;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 /// Peak resident memory of a running process in KiB, from /proc (VmHWM only grows).
 fn vm_hwm_kib(pid: u32) -> Option<i64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -58,13 +53,7 @@ fn scan_once(dir: &Path) -> (Duration, i64, i32) {
 }
 
 fn main() {
-    // `cargo test --benches` runs this with `--bench` absent: keep that a quick smoke run.
-    let full = std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("DRIFTWATCH_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 100_000 } else { 2_000 });
-    let runs = if full { 5 } else { 1 };
+    let (full, n, runs) = common::settings();
     let dir = tempfile::tempdir().unwrap();
     // DRIFTWATCH_BENCH_DIR keeps the generated estate for profiling by hand.
     let dir_path = std::env::var_os("DRIFTWATCH_BENCH_DIR")
@@ -108,7 +97,7 @@ fn main() {
         serde_json::from_slice(&std::fs::read(dir.1.as_path().join("report.json")).unwrap())
             .unwrap();
     let f = &report["summary"]["findings"];
-    let (b, s) = (median(baseline), median(scans));
+    let (b, s) = (common::median(baseline), common::median(scans));
     println!(
         "findings: {} changed, {} missing, {} unmanaged (of {n})",
         f["changed"], f["missing"], f["unmanaged"]
