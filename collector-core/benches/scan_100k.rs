@@ -53,7 +53,7 @@ fn scan_once(dir: &Path) -> (Duration, i64, i32) {
 }
 
 fn main() {
-    let (full, n, runs) = common::settings();
+    let (_, n, runs) = common::settings();
     let dir = tempfile::tempdir().unwrap();
     // DRIFTWATCH_BENCH_DIR keeps the generated estate for profiling by hand.
     let dir_path = std::env::var_os("DRIFTWATCH_BENCH_DIR")
