@@ -5,7 +5,7 @@ use driftwatch_plugin_sdk::{Provider, Sink};
 use driftwatch_sink_file::FileSink;
 
 /// Provider kinds linked into this binary.
-pub const PROVIDER_KINDS: &[&str] = &["inventory"];
+pub const PROVIDER_KINDS: &[&str] = &["inventory", "aws"];
 
 /// Sink kinds linked into this binary.
 pub const SINK_KINDS: &[&str] = &["file"];
@@ -17,6 +17,7 @@ pub fn provider(kind: &str, plugins: &[Plugin]) -> Option<Box<dyn Provider>> {
         "inventory" => Some(Box::new(
             driftwatch_provider_inventory::InventoryProvider::default(),
         )),
+        "aws" => Some(Box::new(driftwatch_provider_aws::AwsProvider::default())),
         _ => plugins
             .iter()
             .find(|p| p.name == kind)

@@ -2,6 +2,8 @@
 
 #![warn(missing_docs)]
 
+pub mod moto;
+
 use std::path::PathBuf;
 
 /// The repository's root folder.

@@ -530,6 +530,8 @@ impl Provider for InventoryProvider {
     }
 }
 
+// Exported only in the plugin build: two linked providers would both define the entry point.
+#[cfg(feature = "plugin")]
 driftwatch_plugin_sdk::export_provider!(InventoryProvider);
 
 #[cfg(feature = "plugin")]
