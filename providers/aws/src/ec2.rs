@@ -66,22 +66,35 @@ pub async fn list_region(conf: &SdkConfig, account: &str, region: &str, calls: &
     listed
 }
 
+/// Follows a paginated list call to the end, counting every page as an API call.
+macro_rules! list_all {
+    ($calls:expr, $op:literal, $pages:expr, |$page:ident| $each:expr) => {{
+        let mut out: Vec<Resource> = Vec::new();
+        let mut pages = $pages;
+        while let Some(page) = pages.next().await {
+            $calls.add();
+            let $page = page.map_err(|e| api_error($op, e))?;
+            out.extend($each);
+        }
+        Ok(out)
+    }};
+}
+
 async fn security_groups(
     c: &aws_sdk_ec2::Client,
     account: &str,
     region: &str,
     calls: &Calls,
 ) -> Result<Vec<Resource>, String> {
-    let mut out = Vec::new();
-    let mut pages = c.describe_security_groups().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        calls.add();
-        let page = page.map_err(|e| api_error("ec2:DescribeSecurityGroups", e))?;
-        for sg in page.security_groups.unwrap_or_default() {
-            out.push(map::security_group(&sg, account, region));
-        }
-    }
-    Ok(out)
+    list_all!(
+        calls,
+        "ec2:DescribeSecurityGroups",
+        c.describe_security_groups().into_paginator().send(),
+        |page| page
+            .security_groups()
+            .iter()
+            .map(|sg| map::security_group(sg, account, region))
+    )
 }
 
 async fn vpcs(
@@ -90,16 +103,12 @@ async fn vpcs(
     region: &str,
     calls: &Calls,
 ) -> Result<Vec<Resource>, String> {
-    let mut out = Vec::new();
-    let mut pages = c.describe_vpcs().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        calls.add();
-        let page = page.map_err(|e| api_error("ec2:DescribeVpcs", e))?;
-        for v in page.vpcs.unwrap_or_default() {
-            out.push(map::vpc(&v, account, region));
-        }
-    }
-    Ok(out)
+    list_all!(
+        calls,
+        "ec2:DescribeVpcs",
+        c.describe_vpcs().into_paginator().send(),
+        |page| page.vpcs().iter().map(|v| map::vpc(v, account, region))
+    )
 }
 
 async fn subnets(
@@ -108,16 +117,15 @@ async fn subnets(
     region: &str,
     calls: &Calls,
 ) -> Result<Vec<Resource>, String> {
-    let mut out = Vec::new();
-    let mut pages = c.describe_subnets().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        calls.add();
-        let page = page.map_err(|e| api_error("ec2:DescribeSubnets", e))?;
-        for s in page.subnets.unwrap_or_default() {
-            out.push(map::subnet(&s, account, region));
-        }
-    }
-    Ok(out)
+    list_all!(
+        calls,
+        "ec2:DescribeSubnets",
+        c.describe_subnets().into_paginator().send(),
+        |page| page
+            .subnets()
+            .iter()
+            .map(|s| map::subnet(s, account, region))
+    )
 }
 
 async fn instances(
@@ -126,18 +134,14 @@ async fn instances(
     region: &str,
     calls: &Calls,
 ) -> Result<Vec<Resource>, String> {
-    let mut out = Vec::new();
-    let mut pages = c.describe_instances().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        calls.add();
-        let page = page.map_err(|e| api_error("ec2:DescribeInstances", e))?;
-        for r in page.reservations.unwrap_or_default() {
-            for i in r.instances.unwrap_or_default() {
-                if let Some(res) = map::instance(&i, account, region) {
-                    out.push(res);
-                }
-            }
-        }
-    }
-    Ok(out)
+    list_all!(
+        calls,
+        "ec2:DescribeInstances",
+        c.describe_instances().into_paginator().send(),
+        |page| page
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| map::instance(i, account, region))
+    )
 }
