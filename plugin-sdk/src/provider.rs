@@ -113,6 +113,24 @@ impl CollectContext {
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
+
+    /// Hands `resources` to `out` in batches of at most `batch_size`, stopping with
+    /// `ProviderError::Cancelled` as soon as the collection is cancelled.
+    pub fn emit_all(
+        &self,
+        out: &mut dyn Emit,
+        mut resources: Vec<Resource>,
+    ) -> Result<(), ProviderError> {
+        while !resources.is_empty() {
+            if self.is_cancelled() {
+                return Err(ProviderError::Cancelled);
+            }
+            let rest = resources.split_off(resources.len().min(self.batch_size.max(1)));
+            out.emit(resources)?;
+            resources = rest;
+        }
+        Ok(())
+    }
 }
 
 /// Why a provider could not configure itself or collect.

@@ -231,15 +231,7 @@ impl Provider for AwsProvider {
         while let Some(done) = tasks.join_next().await {
             let listed = done.map_err(|e| ProviderError::other(format!("listing task: {e}")))?;
             report.scopes.extend(listed.scopes);
-            let mut resources = listed.resources;
-            while !resources.is_empty() {
-                if ctx.is_cancelled() {
-                    return Err(ProviderError::Cancelled);
-                }
-                let rest = resources.split_off(resources.len().min(ctx.batch_size.max(1)));
-                out.emit(resources)?;
-                resources = rest;
-            }
+            ctx.emit_all(out, listed.resources)?;
         }
         report.api_calls = calls.0.load(Ordering::Relaxed);
         for s in report.scopes.iter().filter(|s| !s.complete) {

@@ -510,18 +510,7 @@ impl Provider for InventoryProvider {
             scopes,
             warnings,
         } = reader.finish();
-        let size = ctx.batch_size.max(1);
-        let mut rest = resources.into_iter();
-        loop {
-            if ctx.is_cancelled() {
-                return Err(ProviderError::Cancelled);
-            }
-            let batch: Vec<Resource> = rest.by_ref().take(size).collect();
-            if batch.is_empty() {
-                break;
-            }
-            out.emit(batch)?;
-        }
+        ctx.emit_all(out, resources)?;
         Ok(CollectReport {
             scopes,
             api_calls: 0,
