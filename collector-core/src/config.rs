@@ -80,9 +80,13 @@ impl Default for ScanSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IacSection {
-    /// State files: paths or globs (`envs/**/*.tfstate`), relative to the config file.
+    /// State files: paths or globs (`envs/**/*.tfstate`), relative to the config file,
+    /// or `s3://bucket/key` locations (globs too).
     #[serde(default)]
     pub states: Vec<String>,
+    /// How `s3://` locations are read: region, profile, role, endpoint.
+    #[serde(default)]
+    pub s3: driftwatch_provider_aws::state::S3BackendConfig,
 }
 
 /// One `[[providers]]` or `[[sinks]]` entry: its kind, name, and the kind's own settings.

@@ -264,7 +264,15 @@ fn cmd_scan(
 
 fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let files = match iac::expand_locations(&states, &cwd) {
+    let (mut local, mut remote) = (Vec::new(), Vec::new());
+    for s in states {
+        match iac::remote::parse_location(&s) {
+            Ok(Some(r)) => remote.push(r),
+            Ok(None) => local.push(s),
+            Err(e) => return fail(e),
+        }
+    }
+    let files = match iac::expand_locations(&local, &cwd) {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
@@ -272,6 +280,31 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
     for f in &files {
         match iac::read_state_file(f, &scan::display_path(f)) {
             Ok(s) => all.extend(s.resources),
+            Err(e) => return fail(e),
+        }
+    }
+    let mut count = files.len();
+    if !remote.is_empty() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        };
+        // Without a config file, `s3://` uses the standard chain; AWS_ENDPOINT_URL_S3 or
+        // AWS_ENDPOINT_URL points it at an emulator.
+        let s3 = driftwatch_provider_aws::state::S3BackendConfig {
+            endpoint_url: std::env::var("AWS_ENDPOINT_URL_S3")
+                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                .ok(),
+            ..Default::default()
+        };
+        match runtime.block_on(iac::remote::load(&remote, &s3)) {
+            Ok(fs) => {
+                count += fs.len();
+                all.extend(fs.into_iter().flat_map(|f| f.resources));
+            }
             Err(e) => return fail(e),
         }
     }
@@ -297,7 +330,7 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
                 out,
                 "{t}\n{} resource(s) in {} state file(s)",
                 all.len(),
-                files.len()
+                count
             )
         }
     };

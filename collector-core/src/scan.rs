@@ -2,6 +2,7 @@
 
 use crate::config::{ComponentEntry, Config, ConfigError, ConfigProblem};
 use crate::diff::{self, ignore::DriftIgnore, DiffOptions};
+use crate::iac::remote::{self, RemoteLocation};
 use crate::iac::{self, Declared, IacError, StateFile};
 use crate::plugin::Plugin;
 use crate::registry;
@@ -26,8 +27,10 @@ pub struct Prepared {
     pub providers: Vec<(ComponentEntry, Arc<dyn Provider>)>,
     /// Configured sinks.
     pub sinks: Vec<Box<dyn Sink>>,
-    /// State files to read.
+    /// Local state files to read.
     pub states: Vec<PathBuf>,
+    /// Remote state locations to list and read.
+    pub remote_states: Vec<RemoteLocation>,
     /// Ignore rules.
     pub ignore: DriftIgnore,
     /// Plugins loaded from `[[plugins]]`.
@@ -129,7 +132,19 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
         }
     }
     let mut states = Vec::new();
+    let mut remote_states = Vec::new();
     for (i, pattern) in config.iac.states.iter().enumerate() {
+        match remote::parse_location(pattern) {
+            Ok(Some(r)) => {
+                remote_states.push(r);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                problems.push(loc.problem(&format!("iac.states[{i}]"), e.to_string()));
+                continue;
+            }
+        }
         match iac::expand_locations(std::slice::from_ref(pattern), &config.dir) {
             Ok(found) => states.extend(found),
             Err(e) => problems.push(loc.problem(&format!("iac.states[{i}]"), e.to_string())),
@@ -179,6 +194,7 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
         providers,
         sinks,
         states,
+        remote_states,
         ignore,
         plugins,
     })
@@ -247,6 +263,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         providers,
         sinks,
         states,
+        remote_states,
         ignore,
         ..
     } = prepared;
@@ -263,6 +280,11 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
             }
             Ok(out)
         })
+    };
+
+    let remote_task = {
+        let s3 = config.iac.s3.clone();
+        tokio::spawn(async move { remote::load(&remote_states, &s3).await })
     };
 
     let mut tasks = Vec::new();
@@ -332,9 +354,14 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         elapsed_ms = started.elapsed().as_millis() as u64,
         "providers done"
     );
-    let state_files = state_task
+    let mut state_files = state_task
         .await
         .map_err(|e| ScanError::Internal(format!("state reader: {e}")))??;
+    state_files.extend(
+        remote_task
+            .await
+            .map_err(|e| ScanError::Internal(format!("remote state reader: {e}")))??,
+    );
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "states read"

@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aws_fixture;
 pub mod moto;
 
 use std::path::PathBuf;

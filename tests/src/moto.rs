@@ -28,6 +28,8 @@ impl Moto {
                 "-p",
                 &port.to_string(),
             ])
+            // AWS managed policies (ReadOnlyAccess, AdministratorAccess) exist in every account.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 struct Seeded {
+    api: String,
     vpc: String,
     subnet: String,
     web: String,
@@ -80,6 +81,42 @@ async fn seed(conf: &aws_config::SdkConfig) -> Seeded {
     };
     let web = sg("web").await;
     let old = sg("old").await;
+    let api = sg("api").await;
+    for (port, cidr) in [(8080, "10.0.0.0/8"), (9090, "192.168.0.0/16")] {
+        ec2.authorize_security_group_ingress()
+            .group_id(&api)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(port)
+                    .to_port(port)
+                    .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let iam = aws_sdk_iam::Client::new(conf);
+    iam.create_role()
+        .role_name("app")
+        .assume_role_policy_document(TRUST)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("platform")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    iam.attach_role_policy()
+        .role_name("app")
+        .policy_arn(READ_ONLY)
+        .send()
+        .await
+        .unwrap();
     ec2.authorize_security_group_ingress()
         .group_id(&web)
         .ip_permissions(
@@ -130,6 +167,7 @@ async fn seed(conf: &aws_config::SdkConfig) -> Seeded {
         .await
         .unwrap();
     Seeded {
+        api,
         vpc,
         subnet,
         web,
@@ -137,6 +175,10 @@ async fn seed(conf: &aws_config::SdkConfig) -> Seeded {
         instance,
     }
 }
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
 /// The state Terraform would have written for the seeded estate.
 fn state(s: &Seeded) -> Value {
@@ -164,6 +206,20 @@ fn state(s: &Seeded) -> Value {
                 "security_groups": [], "self": false, "description": ""}]})),
         res("aws_security_group", "old", json!({"id": s.old, "name": "old",
             "description": "old tier", "vpc_id": s.vpc, "tags": {}})),
+        res("aws_security_group", "api", json!({"id": s.api, "name": "api",
+            "description": "api tier", "vpc_id": s.vpc, "tags": {}})),
+        // Rules of `api` declared as separate resources of both generations.
+        res("aws_security_group_rule", "api_8080", json!({"id": "sgrule-3141592653",
+            "type": "ingress", "security_group_id": s.api, "protocol": "tcp",
+            "from_port": 8080, "to_port": 8080, "cidr_blocks": ["10.0.0.0/8"]})),
+        res("aws_vpc_security_group_ingress_rule", "api_9090", json!({"id": "sgr-0123456789abcdef0",
+            "security_group_id": s.api, "ip_protocol": "tcp", "from_port": 9090,
+            "to_port": 9090, "cidr_ipv4": "192.168.0.0/16"})),
+        res("aws_iam_role", "app", json!({"id": "app", "name": "app", "path": "/",
+            "assume_role_policy": TRUST, "tags": {"team": "platform"}})),
+        // Terraform makes the attachment's id up; role and policy identify it.
+        res("aws_iam_role_policy_attachment", "app_read", json!({
+            "id": "app-20240101000000000000000001", "role": "app", "policy_arn": READ_ONLY})),
         res("aws_instance", "app", json!({"id": s.instance, "instance_type": "t3.small",
             "subnet_id": s.subnet, "tags": {}})),
         res("aws_s3_bucket", "logs", json!({"id": "acme-logs", "bucket": "acme-logs",
@@ -258,6 +314,27 @@ fn moto_estate_in_sync_then_drifted() {
         );
         s3.create_bucket()
             .bucket("acme-unmanaged")
+            .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        ec2.revoke_security_group_ingress()
+            .group_id(&seeded.api)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(9090)
+                    .to_port(9090)
+                    .ip_ranges(IpRange::builder().cidr_ip("192.168.0.0/16").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        aws_sdk_iam::Client::new(&conf)
+            .attach_role_policy()
+            .role_name("app")
+            .policy_arn(ADMIN)
             .send()
             .await
             .unwrap();
@@ -274,7 +351,7 @@ fn moto_estate_in_sync_then_drifted() {
             )
         })
         .collect();
-    let want = vec![
+    let mut want = vec![
         (
             FindingKind::Changed,
             seeded.instance.clone(),
@@ -290,10 +367,45 @@ fn moto_estate_in_sync_then_drifted() {
             seeded.vpc.clone(),
             vec!["tags.env".to_string()],
         ),
+        // A rule declared as its own resource and revoked from the console shows on its
+        // group, where the rules are reconciled.
+        (
+            FindingKind::Changed,
+            seeded.api.clone(),
+            vec!["ingress".to_string()],
+        ),
         (FindingKind::Missing, seeded.old.clone(), vec![]),
+        (FindingKind::Unmanaged, format!("app/{ADMIN}"), vec![]),
         (FindingKind::Unmanaged, "acme-unmanaged".to_string(), vec![]),
     ];
+    want.sort();
+    let mut got = got;
+    got.sort();
     assert_eq!(got, want);
+    let api = report
+        .findings
+        .iter()
+        .find(|f| f.resource.key.id == seeded.api)
+        .unwrap();
+    assert_eq!(
+        (&api.changes[0].expected, &api.changes[0].actual),
+        (
+            &json!([{"protocol": "tcp", "from_port": 9090, "to_port": 9090, "source": "192.168.0.0/16"}]),
+            &json!([])
+        ),
+        "{:?}",
+        api.changes
+    );
+    let bucket = report
+        .findings
+        .iter()
+        .find(|f| f.resource.key.id == "acme-unmanaged")
+        .unwrap();
+    assert!(
+        bucket.facets.storage.as_ref().is_some_and(|s| s.public),
+        "a public-read ACL makes the bucket public: {:?}",
+        bucket.facets
+    );
     let web = report
         .findings
         .iter()

@@ -8,6 +8,7 @@
 //! `source_port_ranges` and separate `azurerm_network_security_rule` resources.
 
 use serde_json::{json, Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Resource types whose instances are folded into a parent resource's attribute.
@@ -35,6 +36,18 @@ pub fn match_id(provider: &str, id: &str) -> String {
         id.to_ascii_lowercase()
     } else {
         id.to_string()
+    }
+}
+
+/// The id a declared resource is matched by: Terraform's own id, except for types whose
+/// id Terraform makes up (`role-20240101…`) and whose identity lies in their attributes.
+pub fn declared_id<'a>(ty: &str, id: &'a str, attrs: &Map<String, Value>) -> Cow<'a, str> {
+    let s = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or("");
+    match ty {
+        "aws_iam_role_policy_attachment" if !s("role").is_empty() => {
+            Cow::Owned(format!("{}/{}", s("role"), s("policy_arn")))
+        }
+        _ => Cow::Borrowed(id),
     }
 }
 

@@ -6,7 +6,9 @@ pub mod compare;
 pub mod ignore;
 
 use crate::iac::Declared;
-use canon::{canonicalise, live_type, match_id, needs_canonical, FoldedRules, COMPONENT_TYPES};
+use canon::{
+    canonicalise, declared_id, live_type, match_id, needs_canonical, FoldedRules, COMPONENT_TYPES,
+};
 use driftwatch_plugin_sdk::report::{Coverage, ResourceCounts};
 use driftwatch_plugin_sdk::{
     Change, Finding, FindingKind, FindingResource, FindingStatus, Resource, ResourceKey, Scope,
@@ -162,7 +164,7 @@ pub fn diff(
                 .or_default() += 1;
             continue;
         }
-        let k = key_string(provider, ty, &d.key.id);
+        let k = key_string(provider, ty, &declared_id(ty, &d.key.id, &d.attributes));
         if let Some(&i) = index.get(&k) {
             covered += 1;
             matched[i] = true;

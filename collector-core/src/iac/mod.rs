@@ -1,5 +1,6 @@
 //! IaC readers: what the Terraform states declare.
 
+pub mod remote;
 pub mod tfstate;
 
 use driftwatch_plugin_sdk::ResourceKey;
@@ -60,6 +61,14 @@ pub enum IacError {
         /// The folder it was resolved against.
         base: String,
     },
+    /// A remote state could not be listed, fetched or found.
+    #[error("state location `{location}`: {message}")]
+    Remote {
+        /// The location as configured, or the object's URL.
+        location: String,
+        /// What failed.
+        message: String,
+    },
     /// A pattern is not a valid glob, or names a backend this build cannot read.
     #[error("state location `{pattern}`: {message}")]
     BadLocation {
@@ -75,13 +84,10 @@ pub enum IacError {
 pub fn expand_locations(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, IacError> {
     let mut out = Vec::new();
     for pattern in patterns {
-        if let Some((scheme, _)) = pattern.split_once("://") {
+        if pattern.contains("://") {
             return Err(IacError::BadLocation {
                 pattern: pattern.clone(),
-                message: format!(
-                    "the `{scheme}://` backend is not available in this build; \
-                     download the state and pass its local path"
-                ),
+                message: "a remote location; read it with `remote::load`".into(),
             });
         }
         let full = if Path::new(pattern).is_absolute() {

@@ -1,24 +1,21 @@
 //! Regional EC2 listings: security groups, VPCs, subnets and instances.
 
-use crate::map;
-use crate::{api_error, scope, Calls, Listed};
-use aws_config::SdkConfig;
-use driftwatch_plugin_sdk::{ProviderError, Resource};
+use crate::client::Clients;
+use crate::{api_error, map, Listed};
+use driftwatch_plugin_sdk::Resource;
+
+/// The largest page each EC2 Describe call accepts: fewer pages, fewer calls.
+const PAGE: i32 = 1000;
 
 /// Regions enabled for the account.
-pub async fn enabled_regions(
-    conf: &SdkConfig,
-    calls: &Calls,
-) -> Result<Vec<String>, ProviderError> {
-    calls.add();
-    let out = aws_sdk_ec2::Client::new(conf)
+pub async fn enabled_regions(c: &Clients) -> Result<Vec<String>, String> {
+    c.take("ec2").await;
+    let out = c
+        .ec2()
         .describe_regions()
         .send()
         .await
-        .map_err(|e| ProviderError::Input {
-            source_name: "ec2:DescribeRegions".into(),
-            message: api_error("listing the enabled regions", e),
-        })?;
+        .map_err(|e| api_error("ec2:DescribeRegions (listing the enabled regions)", e))?;
     Ok(out
         .regions
         .unwrap_or_default()
@@ -27,121 +24,85 @@ pub async fn enabled_regions(
         .collect())
 }
 
-/// Records one listing: its resources on success, an incomplete scope on failure.
-fn record(
-    listed: &mut Listed,
-    account: &str,
-    region: &str,
-    ty: &str,
-    result: Result<Vec<Resource>, String>,
-) {
-    match result {
-        Ok(rs) => {
-            listed.resources.extend(rs);
-            listed.scopes.push(scope(account, Some(region), ty, None));
-        }
-        Err(e) => listed
-            .scopes
-            .push(scope(account, Some(region), ty, Some(e))),
-    }
-}
-
 /// Lists one region's EC2 resources; each type is its own scope.
-pub async fn list_region(conf: &SdkConfig, account: &str, region: &str, calls: &Calls) -> Listed {
-    let client = aws_sdk_ec2::Client::new(conf);
-    let mut listed = Listed {
-        resources: Vec::new(),
-        scopes: Vec::new(),
-    };
+pub async fn list_region(c: &Clients) -> Listed {
+    let client = c.ec2();
+    let mut listed = Listed::new();
     let (sgs, vpcs, subnets, instances) = tokio::join!(
-        security_groups(&client, account, region, calls),
-        vpcs(&client, account, region, calls),
-        subnets(&client, account, region, calls),
-        instances(&client, account, region, calls),
+        security_groups(c, &client),
+        vpcs(c, &client),
+        subnets(c, &client),
+        instances(c, &client),
     );
-    record(&mut listed, account, region, "aws_security_group", sgs);
-    record(&mut listed, account, region, "aws_vpc", vpcs);
-    record(&mut listed, account, region, "aws_subnet", subnets);
-    record(&mut listed, account, region, "aws_instance", instances);
+    let (account, region) = (c.account.as_str(), Some(c.region.as_str()));
+    listed.record(account, region, "aws_security_group", sgs);
+    listed.record(account, region, "aws_vpc", vpcs);
+    listed.record(account, region, "aws_subnet", subnets);
+    listed.record(account, region, "aws_instance", instances);
     listed
 }
 
-/// Follows a paginated list call to the end, counting every page as an API call.
-macro_rules! list_all {
-    ($calls:expr, $op:literal, $pages:expr, |$page:ident| $each:expr) => {{
-        let mut out: Vec<Resource> = Vec::new();
-        let mut pages = $pages;
-        while let Some(page) = pages.next().await {
-            $calls.add();
-            let $page = page.map_err(|e| api_error($op, e))?;
-            out.extend($each);
-        }
-        Ok(out)
-    }};
-}
-
-async fn security_groups(
-    c: &aws_sdk_ec2::Client,
-    account: &str,
-    region: &str,
-    calls: &Calls,
-) -> Result<Vec<Resource>, String> {
+async fn security_groups(c: &Clients, ec2: &aws_sdk_ec2::Client) -> Result<Vec<Resource>, String> {
     list_all!(
-        calls,
+        c,
+        "ec2",
         "ec2:DescribeSecurityGroups",
-        c.describe_security_groups().into_paginator().send(),
+        ec2.describe_security_groups()
+            .max_results(PAGE)
+            .into_paginator()
+            .send(),
         |page| page
             .security_groups()
             .iter()
-            .map(|sg| map::security_group(sg, account, region))
+            .map(|sg| map::security_group(sg, &c.account, &c.region))
     )
 }
 
-async fn vpcs(
-    c: &aws_sdk_ec2::Client,
-    account: &str,
-    region: &str,
-    calls: &Calls,
-) -> Result<Vec<Resource>, String> {
+async fn vpcs(c: &Clients, ec2: &aws_sdk_ec2::Client) -> Result<Vec<Resource>, String> {
     list_all!(
-        calls,
+        c,
+        "ec2",
         "ec2:DescribeVpcs",
-        c.describe_vpcs().into_paginator().send(),
-        |page| page.vpcs().iter().map(|v| map::vpc(v, account, region))
+        ec2.describe_vpcs()
+            .max_results(PAGE)
+            .into_paginator()
+            .send(),
+        |page| page
+            .vpcs()
+            .iter()
+            .map(|v| map::vpc(v, &c.account, &c.region))
     )
 }
 
-async fn subnets(
-    c: &aws_sdk_ec2::Client,
-    account: &str,
-    region: &str,
-    calls: &Calls,
-) -> Result<Vec<Resource>, String> {
+async fn subnets(c: &Clients, ec2: &aws_sdk_ec2::Client) -> Result<Vec<Resource>, String> {
     list_all!(
-        calls,
+        c,
+        "ec2",
         "ec2:DescribeSubnets",
-        c.describe_subnets().into_paginator().send(),
+        ec2.describe_subnets()
+            .max_results(PAGE)
+            .into_paginator()
+            .send(),
         |page| page
             .subnets()
             .iter()
-            .map(|s| map::subnet(s, account, region))
+            .map(|s| map::subnet(s, &c.account, &c.region))
     )
 }
 
-async fn instances(
-    c: &aws_sdk_ec2::Client,
-    account: &str,
-    region: &str,
-    calls: &Calls,
-) -> Result<Vec<Resource>, String> {
+async fn instances(c: &Clients, ec2: &aws_sdk_ec2::Client) -> Result<Vec<Resource>, String> {
     list_all!(
-        calls,
+        c,
+        "ec2",
         "ec2:DescribeInstances",
-        c.describe_instances().into_paginator().send(),
+        ec2.describe_instances()
+            .max_results(PAGE)
+            .into_paginator()
+            .send(),
         |page| page
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .filter_map(|i| map::instance(i, account, region))
+            .filter_map(|i| map::instance(i, &c.account, &c.region))
     )
 }

@@ -1,7 +1,8 @@
 //! A driftwatch provider that lists live AWS resources with the official aws-sdk-rust
 //! crates and maps them into the Terraform attribute shape of their types.
 //!
-//! Regions are listed in parallel under a concurrency limit; every list call follows its
+//! Accounts, regions and services are listed in parallel under a concurrency limit and a
+//! token-bucket rate limit per (account, region, service); every list call follows its
 //! pagination to the end; throttling is retried by the SDK's adaptive retry mode, whose
 //! client-side token bucket slows a client down before the API has to. A listing that
 //! fails is reported as an incomplete scope for its (account, region, type), so those
@@ -9,30 +10,54 @@
 
 #![warn(missing_docs)]
 
+/// Follows a paginated list call to the end, taking a rate-limit token before each page.
+macro_rules! list_all {
+    ($clients:expr, $service:literal, $op:literal, $pages:expr, |$page:ident| $each:expr) => {{
+        let mut out = Vec::new();
+        let mut pages = $pages;
+        loop {
+            $clients.take($service).await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let $page = page.map_err(|e| crate::api_error($op, e))?;
+            out.extend($each);
+        }
+        Ok(out)
+    }};
+}
+
+mod client;
 mod ec2;
 mod global;
 mod map;
+pub mod state;
 
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use client::{Clients, Counter, Limiter};
 use driftwatch_plugin_sdk::{
     CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
 };
 use serde::Deserialize;
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Terraform types this provider lists.
-pub const RESOURCE_TYPES: &[&str] = &[
+pub use client::{sdk_config, Connect, Identity};
+
+/// Terraform types listed per region.
+pub const REGIONAL_TYPES: &[&str] = &[
     "aws_security_group",
     "aws_vpc",
     "aws_subnet",
     "aws_instance",
+];
+
+/// Terraform types listed once per account.
+pub const GLOBAL_TYPES: &[&str] = &[
     "aws_s3_bucket",
     "aws_s3_bucket_public_access_block",
     "aws_iam_role",
+    "aws_iam_role_policy_attachment",
     "aws_iam_policy",
 ];
 
@@ -52,12 +77,18 @@ pub struct AwsConfig {
     /// External id the role's trust policy requires.
     #[serde(default)]
     pub external_id: Option<String>,
+    /// Further accounts to list in the same entry, each a profile and/or a role to assume.
+    #[serde(default)]
+    pub accounts: Vec<Identity>,
     /// Custom endpoint: an emulator or a private endpoint.
     #[serde(default)]
     pub endpoint_url: Option<String>,
     /// Most listings in flight at once (default 4).
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Requests per second per (account, region, service) (default 10).
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
     /// Attempts per call, throttling included (default 6).
     #[serde(default)]
     pub max_attempts: Option<u32>,
@@ -66,20 +97,40 @@ pub struct AwsConfig {
     pub config_dir: Option<String>,
 }
 
+impl AwsConfig {
+    /// The accounts to list: the entry's own identity, or each of `accounts` on top of it.
+    fn identities(&self) -> Vec<Identity> {
+        if self.accounts.is_empty() {
+            return vec![Identity {
+                profile: self.profile.clone(),
+                role_arn: self.role_arn.clone(),
+                external_id: self.external_id.clone(),
+            }];
+        }
+        self.accounts
+            .iter()
+            .map(|a| Identity {
+                profile: a.profile.clone().or_else(|| self.profile.clone()),
+                role_arn: a.role_arn.clone(),
+                external_id: a.external_id.clone(),
+            })
+            .collect()
+    }
+
+    /// How to connect as `identity`.
+    fn connect(&self, identity: &Identity) -> Connect {
+        Connect {
+            identity: identity.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            max_attempts: self.max_attempts.unwrap_or(6),
+        }
+    }
+}
+
 /// The AWS provider.
 #[derive(Debug, Default)]
 pub struct AwsProvider {
     config: Option<AwsConfig>,
-}
-
-/// Counts API calls across all clients of one collection.
-#[derive(Debug, Default)]
-pub(crate) struct Calls(AtomicU64);
-
-impl Calls {
-    pub(crate) fn add(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// What one listing produced.
@@ -88,11 +139,42 @@ pub(crate) struct Listed {
     pub scopes: Vec<Scope>,
 }
 
-pub(crate) fn scope(account: &str, region: Option<&str>, ty: &str, error: Option<String>) -> Scope {
+impl Listed {
+    pub(crate) fn new() -> Listed {
+        Listed {
+            resources: Vec::new(),
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Records one listing of `ty`: its resources on success, an incomplete scope on failure.
+    pub(crate) fn record(
+        &mut self,
+        account: &str,
+        region: Option<&str>,
+        ty: &str,
+        result: Result<Vec<Resource>, String>,
+    ) {
+        match result {
+            Ok(rs) => {
+                self.resources.extend(rs);
+                self.scopes.push(scope(Some(account), region, ty, None));
+            }
+            Err(e) => self.scopes.push(scope(Some(account), region, ty, Some(e))),
+        }
+    }
+}
+
+pub(crate) fn scope(
+    account: Option<&str>,
+    region: Option<&str>,
+    ty: &str,
+    error: Option<String>,
+) -> Scope {
     Scope {
         provider: "aws".into(),
         r#type: ty.into(),
-        account: Some(account.to_string()),
+        account: account.map(str::to_string),
         region: region.map(str::to_string),
         complete: error.is_none(),
         error,
@@ -110,36 +192,14 @@ pub(crate) fn api_error(op: &str, e: impl std::error::Error) -> String {
     msg
 }
 
-impl AwsProvider {
-    async fn sdk_config(&self, cfg: &AwsConfig, region: Option<&str>) -> SdkConfig {
-        let retry = RetryConfig::adaptive().with_max_attempts(cfg.max_attempts.unwrap_or(6));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry);
-        if let Some(r) = region {
-            loader = loader.region(Region::new(r.to_string()));
-        }
-        if let Some(p) = &cfg.profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(url) = &cfg.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let base = loader.load().await;
-        let Some(role) = &cfg.role_arn else {
-            return base;
-        };
-        let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
-            .session_name("driftwatch")
-            .configure(&base);
-        if let Some(id) = &cfg.external_id {
-            assume = assume.external_id(id);
-        }
-        let provider = assume.build().await;
-        base.into_builder()
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-            )
-            .build()
-    }
+fn config_error(e: serde_json::Error) -> ProviderError {
+    let msg = e.to_string();
+    let path = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+        .unwrap_or("")
+        .to_string();
+    ProviderError::Config { path, message: msg }
 }
 
 #[async_trait]
@@ -148,26 +208,36 @@ impl Provider for AwsProvider {
         ProviderInfo {
             name: "aws".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            resource_types: RESOURCE_TYPES.iter().map(|t| t.to_string()).collect(),
+            resource_types: REGIONAL_TYPES
+                .iter()
+                .chain(GLOBAL_TYPES)
+                .map(|t| t.to_string())
+                .collect(),
             config_schema: None,
         }
     }
 
     fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let cfg: AwsConfig = serde_json::from_value(config.clone()).map_err(|e| {
-            let msg = e.to_string();
-            let path = msg
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-                .unwrap_or("")
-                .to_string();
-            ProviderError::Config { path, message: msg }
-        })?;
-        if cfg.concurrency == Some(0) {
-            return Err(ProviderError::Config {
-                path: "concurrency".into(),
-                message: "must be at least 1".into(),
-            });
+        let cfg: AwsConfig = serde_json::from_value(config.clone()).map_err(config_error)?;
+        for (key, value) in [
+            ("concurrency", cfg.concurrency.map(|c| c as u64)),
+            ("rate_limit", cfg.rate_limit.map(u64::from)),
+            ("max_attempts", cfg.max_attempts.map(u64::from)),
+        ] {
+            if value == Some(0) {
+                return Err(ProviderError::Config {
+                    path: key.into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        for (i, a) in cfg.accounts.iter().enumerate() {
+            if a.profile.is_none() && a.role_arn.is_none() {
+                return Err(ProviderError::Config {
+                    path: format!("accounts[{i}]"),
+                    message: "needs a `profile` or a `role_arn`".into(),
+                });
+            }
         }
         self.config = Some(cfg);
         Ok(())
@@ -182,62 +252,100 @@ impl Provider for AwsProvider {
             .config
             .clone()
             .ok_or_else(|| ProviderError::other("the aws provider was not configured"))?;
-        let calls = Arc::new(Calls::default());
+        let counter = Counter::default();
+        let limiter = Limiter::new(cfg.rate_limit.unwrap_or(10));
+        let concurrency = cfg.concurrency.unwrap_or(4);
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let home = cfg
             .regions
             .first()
             .cloned()
             .unwrap_or_else(|| "us-east-1".into());
-        let base = self.sdk_config(&cfg, Some(&home)).await;
-        calls.add();
-        let account = aws_sdk_sts::Client::new(&base)
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| ProviderError::Input {
-                source_name: "sts:GetCallerIdentity".into(),
-                message: format!(
-                    "{} (check the credentials, profile or role)",
-                    api_error("who am I", e)
-                ),
-            })?
-            .account
-            .unwrap_or_default();
-        let regions = if cfg.regions.is_empty() {
-            ec2::enabled_regions(&base, &calls).await?
-        } else {
-            cfg.regions.clone()
-        };
-        let limit = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency.unwrap_or(4)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for region in regions {
-            let conf = self.sdk_config(&cfg, Some(&region)).await;
-            let (calls, limit, account) = (calls.clone(), limit.clone(), account.clone());
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("semaphore open");
-                ec2::list_region(&conf, &account, &region, &calls).await
-            });
-        }
-        {
-            let (calls, limit, account, conf) =
-                (calls.clone(), limit.clone(), account.clone(), base.clone());
-            let path_style = cfg.endpoint_url.is_some();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("semaphore open");
-                global::list_global(&conf, &account, path_style, &calls).await
-            });
-        }
         let mut report = CollectReport::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        let identities = cfg.identities();
+        let mut failures = Vec::new();
+        for identity in &identities {
+            let base = sdk_config(&cfg.connect(identity), Some(&home)).await;
+            let home_clients = Clients::new(
+                base.clone(),
+                String::new(),
+                home.clone(),
+                &cfg,
+                counter.clone(),
+                limiter.clone(),
+            );
+            let account = match home_clients.account_id().await {
+                Ok(a) => a,
+                Err(e) => {
+                    // Which account failed is unknown: withhold judgement on every account.
+                    for ty in REGIONAL_TYPES.iter().chain(GLOBAL_TYPES) {
+                        report.scopes.push(scope(None, None, ty, Some(e.clone())));
+                    }
+                    report.warnings.push(e.clone());
+                    failures.push(e);
+                    continue;
+                }
+            };
+            let home_clients = home_clients.for_account(&account);
+            let regions = if cfg.regions.is_empty() {
+                match ec2::enabled_regions(&home_clients).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        for ty in REGIONAL_TYPES {
+                            report
+                                .scopes
+                                .push(scope(Some(&account), None, ty, Some(e.clone())));
+                        }
+                        Vec::new()
+                    }
+                }
+            } else {
+                cfg.regions.clone()
+            };
+            for region in regions {
+                let conf = sdk_config(&cfg.connect(identity), Some(&region)).await;
+                let clients = Clients::new(
+                    conf,
+                    account.clone(),
+                    region,
+                    &cfg,
+                    counter.clone(),
+                    limiter.clone(),
+                );
+                let slots = slots.clone();
+                tasks.spawn(async move {
+                    let _slot = slots.acquire_owned().await.expect("semaphore open");
+                    ec2::list_region(&clients).await
+                });
+            }
+            let slots = slots.clone();
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await.expect("semaphore open");
+                global::list_global(&home_clients, concurrency).await
+            });
+        }
+        if failures.len() == identities.len() {
+            return Err(ProviderError::Input {
+                source_name: "sts:GetCallerIdentity".into(),
+                message: failures.join("; "),
+            });
+        }
         while let Some(done) = tasks.join_next().await {
             let listed = done.map_err(|e| ProviderError::other(format!("listing task: {e}")))?;
             report.scopes.extend(listed.scopes);
             ctx.emit_all(out, listed.resources)?;
         }
-        report.api_calls = calls.0.load(Ordering::Relaxed);
-        for s in report.scopes.iter().filter(|s| !s.complete) {
+        report.api_calls = counter.get();
+        for s in report
+            .scopes
+            .iter()
+            .filter(|s| !s.complete && s.account.is_some())
+        {
             report.warnings.push(format!(
-                "{} in {}: {}",
+                "{} in {} {}: {}",
                 s.r#type,
+                s.account.as_deref().unwrap_or(""),
                 s.region.as_deref().unwrap_or("global"),
                 s.error.as_deref().unwrap_or("failed")
             ));
