@@ -115,7 +115,17 @@ fn serve(conn: TcpStream, spec: &Spec, seen: &Mutex<Seen>) {
             *n += 1;
             *n
         };
-        let (status, xml) = if spec.fail.contains(&action) {
+        let denied =
+            action == "AssumeRole" && params.get("RoleArn").is_some_and(|r| r.contains("denied"));
+        let (status, xml) = if denied {
+            (
+                403,
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+                 <Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to \
+                 perform sts:AssumeRole</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+                    .to_string(),
+            )
+        } else if spec.fail.contains(&action) {
             (500, error("InternalError", "injected failure"))
         } else if spec.throttle.get(&action).is_some_and(|t| n as usize <= *t) {
             (
@@ -187,6 +197,15 @@ fn respond(action: &str, p: &HashMap<String, String>, spec: &Spec) -> String {
              <GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/t</Arn><UserId>AIDA</UserId>\
              <Account>123456789012</Account></GetCallerIdentityResult>\
              <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+            .into(),
+        "AssumeRole" => "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+             <AssumeRoleResult><Credentials><AccessKeyId>ASIAFIXTURE</AccessKeyId>\
+             <SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+             <Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser>\
+             <AssumedRoleId>AROA:driftwatch</AssumedRoleId>\
+             <Arn>arn:aws:sts::123456789012:assumed-role/ok/driftwatch</Arn></AssumedRoleUser>\
+             </AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>\
+             </AssumeRoleResponse>"
             .into(),
         "DescribeSecurityGroups" => {
             let (range, next) = page(spec.security_groups, spec.page, p.get("NextToken"));

@@ -2,11 +2,13 @@
 //! on demand and fails on demand: every page is followed, throttling is retried, and a
 //! listing that keeps failing marks only its own scope incomplete.
 
-use driftwatch_plugin_sdk::{CollectContext, Emit, Provider, ProviderError, Resource};
+use driftwatch_plugin_sdk::{
+    CollectContext, CollectReport, Emit, Provider, ProviderError, Resource,
+};
 use driftwatch_provider_aws::AwsProvider;
 use driftwatch_tests::aws_fixture::{AwsFixture, Spec};
 use driftwatch_tests::moto::Moto;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -19,25 +21,24 @@ impl Emit for Gather {
     }
 }
 
-fn collect(
-    endpoint: &str,
-    max_attempts: u32,
-) -> (Vec<Resource>, driftwatch_plugin_sdk::CollectReport) {
-    Moto::fake_credentials();
-    let mut p = AwsProvider::default();
-    p.configure(&json!({
+fn collect(endpoint: &str, max_attempts: u32) -> (Vec<Resource>, CollectReport) {
+    collect_with(json!({
         "regions": ["us-east-1"],
         "endpoint_url": endpoint,
         "max_attempts": max_attempts,
         "rate_limit": 1000,
     }))
-    .unwrap();
+    .unwrap()
+}
+
+fn collect_with(config: Value) -> Result<(Vec<Resource>, CollectReport), ProviderError> {
+    Moto::fake_credentials();
+    let mut p = AwsProvider::default();
+    p.configure(&config).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut out = Gather::default();
-    let report = rt
-        .block_on(p.collect(&CollectContext::new(100), &mut out))
-        .unwrap();
-    (out.0, report)
+    let report = rt.block_on(p.collect(&CollectContext::new(100), &mut out))?;
+    Ok((out.0, report))
 }
 
 fn count(rs: &[Resource], ty: &str) -> usize {
@@ -109,4 +110,46 @@ fn a_listing_that_keeps_failing_marks_only_its_scope() {
     );
     assert_eq!(count(&resources, "aws_security_group"), 3);
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+}
+
+#[test]
+fn an_account_that_cannot_be_reached_withholds_judgement_only() {
+    let fixture = AwsFixture::start(Spec {
+        security_groups: 2,
+        vpcs: 1,
+        roles: 0,
+        page: 10,
+        ..Spec::default()
+    });
+    let config = |accounts: Value| {
+        json!({
+            "regions": ["us-east-1"],
+            "endpoint_url": fixture.endpoint,
+            "max_attempts": 2,
+            "accounts": accounts,
+        })
+    };
+    let (resources, report) = collect_with(config(json!([
+        {"role_arn": "arn:aws:iam::123456789012:role/audit"},
+        {"role_arn": "arn:aws:iam::999999999999:role/denied", "external_id": "x"},
+    ])))
+    .unwrap();
+    assert_eq!(count(&resources, "aws_security_group"), 2);
+    let failed: Vec<_> = report.scopes.iter().filter(|s| !s.complete).collect();
+    assert_eq!(failed.len(), 9, "every type, in every account: {failed:?}");
+    assert!(failed.iter().all(|s| s.account.is_none()));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("role/denied") && w.contains("AccessDenied")),
+        "{:?}",
+        report.warnings
+    );
+    let all_denied = collect_with(config(json!([
+        {"role_arn": "arn:aws:iam::999999999999:role/denied"},
+    ])))
+    .unwrap_err()
+    .to_string();
+    assert!(all_denied.contains("AccessDenied"), "{all_denied}");
 }

@@ -31,6 +31,16 @@ pub struct Identity {
     pub external_id: Option<String>,
 }
 
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.profile, &self.role_arn) {
+            (_, Some(role)) => write!(f, "role {role}"),
+            (Some(p), None) => write!(f, "profile {p}"),
+            (None, None) => write!(f, "of the default credentials"),
+        }
+    }
+}
+
 /// An identity plus where and how hard to call.
 #[derive(Debug, Clone, Default)]
 pub struct Connect {

@@ -278,6 +278,7 @@ impl Provider for AwsProvider {
             let account = match home_clients.account_id().await {
                 Ok(a) => a,
                 Err(e) => {
+                    let e = format!("account {identity}: {e}");
                     // Which account failed is unknown: withhold judgement on every account.
                     for ty in REGIONAL_TYPES.iter().chain(GLOBAL_TYPES) {
                         report.scopes.push(scope(None, None, ty, Some(e.clone())));
