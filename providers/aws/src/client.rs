@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -109,16 +110,37 @@ impl Intercept for Counter {
     }
 }
 
-/// Token buckets keyed by (account, region, service).
+/// Default (requests per second, burst) per service, near each API's own published
+/// throttling buckets: EC2 describe calls refill at 20/s from a bucket of 100.
+const DEFAULT_RATES: &[(&str, u32, u32)] = &[
+    ("ec2", 20, 100),
+    ("iam", 20, 40),
+    ("s3", 100, 200),
+    ("sts", 10, 20),
+];
+
+type Keyed = DefaultKeyedRateLimiter<(String, String)>;
+
+/// Token buckets keyed by (account, region), one set per service.
 #[derive(Clone)]
-pub(crate) struct Limiter(Arc<DefaultKeyedRateLimiter<(String, String, &'static str)>>);
+pub(crate) struct Limiter(Arc<HashMap<&'static str, Keyed>>);
 
 impl Limiter {
-    pub(crate) fn new(per_second: u32) -> Limiter {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-        Limiter(Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_second(
-            rate,
-        ))))
+    /// The default rates, or `per_second` (burst twice that) for every service.
+    pub(crate) fn new(per_second: Option<u32>) -> Limiter {
+        let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let map = DEFAULT_RATES
+            .iter()
+            .map(|&(service, rate, burst)| {
+                let (rate, burst) = match per_second {
+                    Some(r) => (r, r.saturating_mul(2)),
+                    None => (rate, burst),
+                };
+                let quota = Quota::per_second(nz(rate)).allow_burst(nz(burst));
+                (service, Keyed::keyed(quota))
+            })
+            .collect();
+        Limiter(Arc::new(map))
     }
 }
 
@@ -159,8 +181,10 @@ impl Clients {
 
     /// Waits for a token of this (account, region, service): one per request sent.
     pub(crate) async fn take(&self, service: &'static str) {
-        let key = (self.account.clone(), self.region.clone(), service);
-        self.limiter.0.until_key_ready(&key).await;
+        if let Some(bucket) = self.limiter.0.get(service) {
+            let key = (self.account.clone(), self.region.clone());
+            bucket.until_key_ready(&key).await;
+        }
     }
 
     pub(crate) fn ec2(&self) -> aws_sdk_ec2::Client {

@@ -86,7 +86,8 @@ pub struct AwsConfig {
     /// Most listings in flight at once (default 4).
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// Requests per second per (account, region, service) (default 10).
+    /// Requests per second per (account, region, service) for every service; the default
+    /// follows each API's own limits (EC2 20/s, IAM 20/s, S3 100/s, STS 10/s).
     #[serde(default)]
     pub rate_limit: Option<u32>,
     /// Attempts per call, throttling included (default 6).
@@ -253,7 +254,7 @@ impl Provider for AwsProvider {
             .clone()
             .ok_or_else(|| ProviderError::other("the aws provider was not configured"))?;
         let counter = Counter::default();
-        let limiter = Limiter::new(cfg.rate_limit.unwrap_or(10));
+        let limiter = Limiter::new(cfg.rate_limit);
         let concurrency = cfg.concurrency.unwrap_or(4);
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let home = cfg
