@@ -84,8 +84,9 @@ pub struct IacSection {
     /// or `s3://bucket/key` locations (globs too).
     #[serde(default)]
     pub states: Vec<String>,
-    /// How `s3://` locations are read: region, profile, role, endpoint.
-    #[serde(default)]
+    /// How `s3://` locations are read: region, profile, role, endpoint. Read on its own
+    /// so a mistake in it does not hide the rest of `[iac]`.
+    #[serde(skip)]
     pub s3: driftwatch_provider_aws::state::S3BackendConfig,
 }
 
@@ -540,7 +541,20 @@ impl Config {
         if scan.batch_size == 0 {
             problems.push(loc.problem("scan.batch_size", "must be at least 1"));
         }
-        let iac = section::<IacSection>(&root, "iac", &loc, &mut problems);
+        // `[iac.s3]` is checked on its own, so a mistake in it hides nothing else.
+        let mut parts = toml::Table::new();
+        if let Some(v) = root.get("iac") {
+            let mut v = v.clone();
+            if let Some(s3) = v.as_table_mut().and_then(|t| t.remove("s3")) {
+                parts.insert("iac.s3".into(), s3);
+            }
+            parts.insert("iac".into(), v);
+        }
+        let s3 = section(&parts, "iac.s3", &loc, &mut problems);
+        let iac = section::<IacSection>(&parts, "iac", &loc, &mut problems).map(|mut i| {
+            i.s3 = s3.unwrap_or_default();
+            i
+        });
         if !root.contains_key("iac") {
             problems.push(loc.problem(
                 "",

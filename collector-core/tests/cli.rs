@@ -163,16 +163,27 @@ fn validate_reports_every_problem_with_its_line() {
     let cfg = dir.path().join("driftwatch.toml");
     std::fs::write(
         &cfg,
-        "[iac]\nstates = [\"nowhere/*.tfstate\"]\n\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"a.json\"]\nbogus = 1\n\n[[providers]]\nkind = \"nope\"\n\n[[sinks]]\nkind = \"file\"\nformat = \"xml\"\npath = \"o.json\"\n",
+        concat!(
+            "[iac]\n",
+            "states = [\"nowhere/*.tfstate\", \"gcs://b/k.tfstate\", \"s3://bucket\"]\n",
+            "\n[iac.s3]\nregion = \"eu-west-1\"\n",
+            "\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"a.json\"]\nbogus = 1\n",
+            "\n[[providers]]\nkind = \"nope\"\n",
+            "\n[[sinks]]\nkind = \"file\"\nformat = \"xml\"\npath = \"o.json\"\n",
+            "\n[[providers]]\nkind = \"aws\"\nrate_limit = 0\n",
+        ),
     )
     .unwrap();
     let (code, _, stderr) = run(bin().args(["validate", "--config"]).arg(&cfg));
     assert_eq!(code, 1);
     for needle in [
         "driftwatch.toml:2: `iac.states[0]`: no state file matches",
-        "driftwatch.toml:8: `providers[0].bogus`",
-        "driftwatch.toml:11: `providers[1].kind`: unknown provider kind `nope`",
-        "driftwatch.toml:15: `sinks[0].format`",
+        "driftwatch.toml:2: `iac.states[1]`: state location `gcs://b/k.tfstate`: the `gcs://` backend is not available in this build (available: `s3://`)",
+        "driftwatch.toml:2: `iac.states[2]`: state location `s3://bucket`: expected `s3://bucket/key.tfstate`",
+        "driftwatch.toml:11: `providers[0].bogus`",
+        "driftwatch.toml:14: `providers[1].kind`: unknown provider kind `nope`",
+        "driftwatch.toml:18: `sinks[0].format`",
+        "driftwatch.toml:23: `providers[2].rate_limit`: must be at least 1",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
@@ -181,6 +192,15 @@ fn validate_reports_every_problem_with_its_line() {
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
     assert_eq!(stderr, stderr2);
+
+    // A mistake in `[iac.s3]` names its key and line.
+    std::fs::write(&cfg, "[iac]\nstates = [\"s3://b/k.tfstate\"]\n\n[iac.s3]\nbogus = 1\n\n[[providers]]\nkind = \"aws\"\n").unwrap();
+    let (code, _, stderr) = run(bin().args(["validate", "--config"]).arg(&cfg));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("driftwatch.toml:5: `iac.s3.bogus`: unknown field `bogus`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -106,7 +106,12 @@ fn main() {
     };
     let mut minimum = 1u64;
     for region in REGIONS {
-        for ty in ["aws_security_group", "aws_vpc", "aws_subnet", "aws_instance"] {
+        for ty in [
+            "aws_security_group",
+            "aws_vpc",
+            "aws_subnet",
+            "aws_instance",
+        ] {
             minimum += pages(got(region, ty), 1000);
         }
     }

@@ -1,0 +1,76 @@
+//! The aws provider built as a plugin (`--features plugin`), loaded through the plugin
+//! host and run against a real moto server: it lists the same estate as the linked-in
+//! provider, through the C ABI.
+
+use driftwatch_core::config::Config;
+use driftwatch_core::scan;
+use driftwatch_tests::moto::Moto;
+use driftwatch_tests::repo_root;
+use indicatif::{MultiProgress, ProgressDrawTarget};
+use serde_json::json;
+use std::process::Command;
+
+#[test]
+fn the_aws_plugin_lists_moto_through_the_abi() {
+    // A cargo run of its own, in a target folder of its own: the outer cargo holds the lock
+    // on the workspace's.
+    let target = repo_root().join("target/test-plugins");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(repo_root())
+        .args(["build", "--locked", "--quiet", "--lib"])
+        .args(["-p", "driftwatch-provider-aws", "--features", "plugin"])
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the aws plugin failed");
+    let lib = target.join("debug/libdriftwatch_provider_aws.so");
+    assert!(lib.is_file(), "{} was not built", lib.display());
+
+    Moto::fake_credentials();
+    let moto = Moto::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.endpoint)
+            .load()
+            .await;
+        aws_sdk_ec2::Client::new(&conf)
+            .create_vpc()
+            .cidr_block("10.7.0.0/16")
+            .send()
+            .await
+            .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("empty.tfstate"),
+        json!({"version": 4, "terraform_version": "1.9.8", "serial": 1, "lineage": "e",
+               "outputs": {}, "resources": []})
+        .to_string(),
+    )
+    .unwrap();
+    let text = format!(
+        "[iac]\nstates = [\"empty.tfstate\"]\n\n[[plugins]]\nname = \"aws-plugin\"\npath = \"{}\"\nmode = \"in-process\"\n\n\
+         [[providers]]\nkind = \"aws-plugin\"\nregions = [\"us-east-1\"]\nendpoint_url = \"{}\"\n",
+        lib.display(),
+        moto.endpoint
+    );
+    let path = dir.path().join("driftwatch.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = Config::parse(&path, &text, &|_| None).unwrap();
+    let prepared = scan::prepare(config, &[]).unwrap();
+    let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
+    let report = rt.block_on(scan::run(prepared, &hidden)).unwrap().report;
+    let p = &report.summary.providers[0];
+    assert_eq!((p.kind.as_str(), p.status.as_str()), ("aws-plugin", "ok"));
+    assert!(p.api_calls > 0);
+    assert!(!report.summary.partial, "{:?}", report.summary.coverage);
+    let got: Vec<(&str, &str)> = report
+        .findings
+        .iter()
+        .map(|f| (f.kind.as_str(), f.resource.key.r#type.as_str()))
+        .collect();
+    assert_eq!(got, vec![("unmanaged", "aws_vpc")], "the seeded VPC only");
+}
