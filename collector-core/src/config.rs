@@ -116,6 +116,8 @@ pub struct Config {
     pub scan: ScanSection,
     /// `[iac]`.
     pub iac: IacSection,
+    /// `[governance]`.
+    pub governance: crate::govern::GovernanceSection,
     /// `[[providers]]`.
     pub providers: Vec<ComponentEntry>,
     /// `[[sinks]]`.
@@ -517,11 +519,11 @@ impl Config {
         for key in root.keys() {
             if !matches!(
                 key.as_str(),
-                "scan" | "iac" | "providers" | "sinks" | "plugins"
+                "scan" | "iac" | "governance" | "providers" | "sinks" | "plugins"
             ) {
                 problems.push(loc.problem(
                     key,
-                    "unknown section (expected `scan`, `iac`, `providers`, `sinks` or `plugins`)",
+                    "unknown section (expected `scan`, `iac`, `governance`, `providers`, `sinks` or `plugins`)",
                 ));
             }
         }
@@ -564,6 +566,7 @@ impl Config {
             problems.push(loc.problem("iac.states", "lists no state file"));
         }
         let iac = iac.unwrap_or_default();
+        let governance = section(&root, "governance", &loc, &mut problems).unwrap_or_default();
         let providers = components(&root, "providers", &dir, &loc, &mut problems);
         let sinks = components(&root, "sinks", &dir, &loc, &mut problems);
         let plugins = plugin_entries(&root, &loc, &mut problems);
@@ -584,6 +587,7 @@ impl Config {
             dir,
             scan,
             iac,
+            governance,
             providers,
             sinks,
             plugins,

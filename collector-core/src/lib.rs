@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod diff;
+pub mod govern;
 pub mod iac;
 pub mod output;
 pub mod plugin;

@@ -4,7 +4,8 @@ use clap::{Parser, Subcommand};
 use driftwatch_core::config::Config;
 use driftwatch_core::output::{self, Format};
 use driftwatch_core::plugin::{self, Mode, Plugin, PluginEntry};
-use driftwatch_core::{iac, scan};
+use driftwatch_core::{govern, iac, scan};
+use driftwatch_plugin_sdk::{FindingStatus, Risk};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -58,6 +59,43 @@ enum Command {
         /// Never show progress bars.
         #[arg(long, short)]
         quiet: bool,
+        /// Exit 2 only for findings that are: `violation`s, of `high` risk or above (and not
+        /// allowed), or `any` finding not allowed [default: any].
+        #[arg(long, value_enum, default_value = "any")]
+        fail_on: FailOn,
+    },
+    /// Rego policies: run their unit tests.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Record a time-boxed override for drift made during an incident.
+    BreakGlass {
+        /// The config file (its `[governance] breakglass` names the record file).
+        #[arg(long, short, default_value = "driftwatch.toml")]
+        config: PathBuf,
+        /// `TYPE.ID` of the resource (globs allowed), or a finding id.
+        #[arg(long)]
+        resource: String,
+        /// Why the glass was broken.
+        #[arg(long)]
+        reason: String,
+        /// How long the override lasts (`4h`, `90m`, `2d`).
+        #[arg(long)]
+        ttl: String,
+        /// Who broke it [default: $USER].
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The post-incident review queue.
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Check a config file and report every problem with its line.
     Validate {
@@ -81,6 +119,57 @@ enum Command {
         /// The plugin library.
         path: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run every `test_*` rule of the `*_test.rego` files under the given paths.
+    Test {
+        /// Policy files or folders.
+        #[arg(default_value = "policies")]
+        paths: Vec<PathBuf>,
+        /// Accept Rego written before OPA 1.0.
+        #[arg(long)]
+        rego_v0: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// Break-glass overrides that expired: each is due a post-incident review.
+    List {
+        /// The config file.
+        #[arg(long, short, default_value = "driftwatch.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and the checkpoint: detects edited, deleted, reordered and
+    /// truncated records.
+    Verify {
+        /// The log [default: the config's `[governance] audit_log`].
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The config file, when --file is not given.
+        #[arg(long, short, default_value = "driftwatch.toml")]
+        config: PathBuf,
+        /// The checkpoint [default: the log's path plus `.checkpoint`].
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+/// Which findings make `scan` exit 2.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FailOn {
+    /// A finding a policy denied.
+    Violation,
+    /// A finding of high or critical risk that is not allowed.
+    High,
+    /// Any finding that is not allowed.
+    Any,
 }
 
 #[derive(Subcommand)]
@@ -139,7 +228,29 @@ fn main() -> ExitCode {
             output,
             driftignore,
             quiet,
-        } => cmd_scan(config, format, output, driftignore, quiet),
+            fail_on,
+        } => cmd_scan(config, format, output, driftignore, quiet, fail_on),
+        Command::Policy {
+            command: PolicyCommand::Test { paths, rego_v0 },
+        } => cmd_policy_test(paths, rego_v0),
+        Command::BreakGlass {
+            config,
+            resource,
+            reason,
+            ttl,
+            by,
+        } => cmd_break_glass(config, resource, reason, ttl, by),
+        Command::Review {
+            command: ReviewCommand::List { config },
+        } => cmd_review_list(config),
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    file,
+                    config,
+                    checkpoint,
+                },
+        } => cmd_audit_verify(file, config, checkpoint),
         Command::Validate { config } => cmd_validate(config),
         Command::Iac {
             command: IacCommand::List { states, format },
@@ -196,6 +307,7 @@ fn cmd_scan(
     output: Option<PathBuf>,
     driftignore: Vec<PathBuf>,
     quiet: bool,
+    fail_on: FailOn,
 ) -> u8 {
     let prepared = match load(&config, &driftignore) {
         Ok(p) => p,
@@ -242,11 +354,12 @@ fn cmd_scan(
         }
     }
     let summary = &outcome.report.summary;
-    let mut code = if summary.findings.total > 0 {
-        EXIT_DRIFT
-    } else {
-        EXIT_IN_SYNC
-    };
+    let failing = outcome.report.findings.iter().any(|f| match fail_on {
+        FailOn::Violation => f.status == FindingStatus::Violation,
+        FailOn::High => f.status != FindingStatus::Allowed && f.risk >= Risk::High,
+        FailOn::Any => f.status != FindingStatus::Allowed,
+    });
+    let mut code = if failing { EXIT_DRIFT } else { EXIT_IN_SYNC };
     for p in summary.providers.iter().filter(|p| p.status != "ok") {
         eprintln!(
             "error: provider `{}` failed: {} (the scan is partial: resources of its types were not judged)",
@@ -424,4 +537,165 @@ fn cmd_plugins_list(config: PathBuf) -> u8 {
         }
     }
     code
+}
+
+fn cmd_policy_test(paths: Vec<PathBuf>, rego_v0: bool) -> u8 {
+    let mut set = match govern::policy::PolicySet::load(&paths, rego_v0) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let results = match set.run_tests() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if results.is_empty() {
+        return fail(format!(
+            "no test_* rule in a *_test.rego file under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let failed = results.iter().filter(|(_, _, ok)| !ok).count();
+    for (rule, file, ok) in &results {
+        println!(
+            "{} {rule} ({})",
+            if *ok { "PASS" } else { "FAIL" },
+            file.display()
+        );
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        EXIT_ERROR
+    } else {
+        EXIT_IN_SYNC
+    }
+}
+
+fn governance_of(config: &std::path::Path) -> Result<(govern::GovernanceSection, PathBuf), u8> {
+    let cfg = Config::load(config).map_err(fail)?;
+    Ok((cfg.governance, cfg.dir))
+}
+
+fn cmd_break_glass(
+    config: PathBuf,
+    resource: String,
+    reason: String,
+    ttl: String,
+    by: Option<String>,
+) -> u8 {
+    let (g, dir) = match governance_of(&config) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let ttl = match govern::breakglass::parse_ttl(&ttl) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("--ttl: {e}")),
+    };
+    if reason.trim().is_empty() {
+        return fail("--reason: say why the glass was broken");
+    }
+    let Some(by) = by
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|b| !b.is_empty())
+    else {
+        return fail("--by: who broke the glass (no $USER to default to)");
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let id = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(format!("{resource}\n{by}\n{}", fmt(now)).as_bytes());
+        format!("bg-{}", &hex::encode(h)[..10])
+    };
+    let record = govern::breakglass::BreakGlass {
+        id: id.clone(),
+        resource,
+        reason,
+        by,
+        created_at: fmt(now),
+        expires_at: fmt(now + ttl),
+    };
+    let path = dir.join(&g.breakglass);
+    if let Err(e) = govern::breakglass::record(&path, &record) {
+        return fail(e);
+    }
+    println!(
+        "{id}: {} allowed until {} (recorded in {})",
+        record.resource,
+        record.expires_at,
+        path.display()
+    );
+    EXIT_IN_SYNC
+}
+
+fn cmd_review_list(config: PathBuf) -> u8 {
+    let (g, dir) = match governance_of(&config) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let records = match govern::breakglass::load(&dir.join(&g.breakglass)) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let due: Vec<_> = records.iter().filter(|r| !r.active(now)).collect();
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_header(vec!["ID", "RESOURCE", "BY", "EXPIRED", "REASON"]);
+    for r in &due {
+        t.add_row(vec![&r.id, &r.resource, &r.by, &r.expires_at, &r.reason]);
+    }
+    println!(
+        "{t}\n{} break-glass override(s) due a post-incident review",
+        due.len()
+    );
+    EXIT_IN_SYNC
+}
+
+fn cmd_audit_verify(log: Option<PathBuf>, config: PathBuf, checkpoint: Option<PathBuf>) -> u8 {
+    let log = match log {
+        Some(l) => l,
+        None => match governance_of(&config) {
+            Ok((g, dir)) => match g.audit_log {
+                Some(a) => dir.join(a),
+                None => {
+                    return fail(format!(
+                        "{} sets no `[governance] audit_log`; pass --file",
+                        config.display()
+                    ))
+                }
+            },
+            Err(code) => return code,
+        },
+    };
+    let checkpoint = checkpoint.unwrap_or_else(|| govern::audit::checkpoint_path(&log));
+    match govern::audit::verify(&log, &checkpoint) {
+        Err(e) => fail(e),
+        Ok(Ok(n)) => {
+            println!("{}: intact, {n} record(s)", log.display());
+            EXIT_IN_SYNC
+        }
+        Ok(Err(problems)) => {
+            for p in &problems {
+                match p.line {
+                    Some(l) => eprintln!("{}:{l}: {}", log.display(), p.message),
+                    None => eprintln!("{}: {}", log.display(), p.message),
+                }
+            }
+            eprintln!(
+                "error: {}: {} problem(s): the log was tampered with",
+                log.display(),
+                problems.len()
+            );
+            EXIT_ERROR
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::{ComponentEntry, Config, ConfigError, ConfigProblem};
 use crate::diff::{self, ignore::DriftIgnore, DiffOptions};
+use crate::govern::Governance;
 use crate::iac::remote::{self, RemoteLocation};
 use crate::iac::{self, Declared, IacError, StateFile};
 use crate::plugin::Plugin;
@@ -35,6 +36,8 @@ pub struct Prepared {
     pub ignore: DriftIgnore,
     /// Plugins loaded from `[[plugins]]`.
     pub plugins: Vec<Plugin>,
+    /// Policies, exceptions and break-glass records.
+    pub governance: Governance,
 }
 
 /// Why a scan could not run to the end.
@@ -46,6 +49,9 @@ pub enum ScanError {
     /// A state file is unreadable or invalid.
     #[error(transparent)]
     Iac(#[from] IacError),
+    /// Policies could not be evaluated or the audit log written.
+    #[error("governance: {0}")]
+    Governance(String),
     /// A task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -182,6 +188,13 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
             });
         }
     }
+    let governance = match Governance::load(&config.governance, &config.dir) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            problems.push(loc.problem("governance", e.to_string()));
+            None
+        }
+    };
     if !problems.is_empty() {
         problems.sort_by_key(|p| p.line.unwrap_or(0));
         return Err(ConfigError {
@@ -197,6 +210,7 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
         remote_states,
         ignore,
         plugins,
+        governance: governance.expect("no problem means governance loaded"),
     })
 }
 
@@ -265,6 +279,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         states,
         remote_states,
         ignore,
+        mut governance,
         ..
     } = prepared;
 
@@ -390,6 +405,14 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         elapsed_ms = started.elapsed().as_millis() as u64,
         "diff done"
     );
+    let mut result = result;
+    let classified = governance
+        .classify(&mut result.findings, &declared, &live, &started_at)
+        .map_err(|e| ScanError::Governance(e.to_string()))?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "classified"
+    );
     // Freeing millions of JSON nodes takes a tenth of a large scan; nothing waits for it.
     std::thread::spawn(move || drop((declared, live)));
     let mut kinds = KindCounts {
@@ -420,6 +443,9 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
             in_sync: kinds.total == 0 && !partial,
             partial,
             findings: kinds,
+            statuses: classified.statuses,
+            risks: classified.risks,
+            unowned: classified.unowned,
             resources: result.counts,
             coverage: result.coverage,
             providers: provider_summaries,

@@ -38,6 +38,13 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 fn quickstart_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("examples/quickstart"), dir.path());
+    // The quickstart loads the repository's policy library by a relative path.
+    let cfg = dir.path().join("driftwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\"../../policies\"",
+        &format!("{:?}", repo().join("policies").display().to_string()),
+    );
+    std::fs::write(&cfg, text).unwrap();
     dir
 }
 

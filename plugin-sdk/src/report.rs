@@ -52,6 +52,15 @@ pub struct Summary {
     pub partial: bool,
     /// Findings by kind.
     pub findings: KindCounts,
+    /// Findings by status.
+    #[serde(default)]
+    pub statuses: StatusCounts,
+    /// Findings by risk.
+    #[serde(default)]
+    pub risks: RiskCounts,
+    /// Findings whose resource has no owner, from tags or the state-file mapping.
+    #[serde(default)]
+    pub unowned: usize,
     /// Resource counts.
     pub resources: ResourceCounts,
     /// What the live side covered.
@@ -60,6 +69,30 @@ pub struct Summary {
     pub providers: Vec<ProviderSummary>,
     /// One entry per state file read.
     pub states: Vec<StateSummary>,
+}
+
+/// Findings by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Covered by an exception or an active break-glass.
+    pub allowed: usize,
+    /// A deny rule fired.
+    pub violation: usize,
+    /// Nothing decided: a person should look.
+    pub review: usize,
+}
+
+/// Findings by risk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskCounts {
+    /// Tags, labels, descriptions.
+    pub low: usize,
+    /// The rest.
+    pub medium: usize,
+    /// Exposure, IAM, encryption, databases.
+    pub high: usize,
+    /// Open management ports, administrator access.
+    pub critical: usize,
 }
 
 /// Findings by kind.

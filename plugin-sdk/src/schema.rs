@@ -227,6 +227,35 @@ pub enum FindingStatus {
     Review,
 }
 
+/// How much a drift matters, from tag noise to an open door.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Cosmetic: tags, labels, descriptions.
+    Low,
+    /// Everything not rated otherwise.
+    #[default]
+    Medium,
+    /// Network exposure, IAM, encryption, databases, public storage.
+    High,
+    /// A management port open to the world, administrator access granted.
+    Critical,
+}
+
+impl Risk {
+    /// The lowercase name used in every output format.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+            Risk::Critical => "critical",
+        }
+    }
+}
+
 /// One attribute that differs between IaC and the cloud.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
@@ -284,6 +313,15 @@ pub struct Finding {
     pub changes: Vec<Change>,
     /// Classification.
     pub status: FindingStatus,
+    /// How much it matters.
+    #[serde(default)]
+    pub risk: Risk,
+    /// Warnings from policies and expired exceptions: context for a reviewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// A break-glass override covering it expired: due a post-incident review.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review_due: bool,
     /// Names of the policies or rules that decided the status.
     #[serde(default)]
     pub policies: Vec<String>,

@@ -206,6 +206,9 @@ mod tests {
                 })
                 .collect(),
             status: FindingStatus::Review,
+            risk: Risk::Medium,
+            notes: vec![],
+            review_due: false,
             policies: vec![],
             owner: None,
             first_seen: String::new(),

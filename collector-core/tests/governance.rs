@@ -1,0 +1,323 @@
+//! Governance end to end through the binary, on the quickstart estate: every status path,
+//! one policy catching SSH open to the world on AWS, Azure and GCP, exceptions that are
+//! valid and expired, break-glass that is active and expired, the CI gate, `policy test`,
+//! and each kind of audit-log tampering detected.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn bin(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
+    c.env_remove("DRIFTWATCH_LOG")
+        .env("DRIFTWATCH_OUT", dir.join("out"))
+        .current_dir(dir);
+    c
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("driftwatch runs");
+    (
+        status.code().expect("exited normally"),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            if e.file_name() != "out" {
+                copy_dir(&e.path(), &target);
+            }
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// The quickstart in a temporary folder, loading the repository's policy library.
+fn quickstart() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/quickstart"), dir.path());
+    let cfg = dir.path().join("driftwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\"../../policies\"",
+        &format!("{:?}", repo().join("policies").display().to_string()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    dir
+}
+
+fn scan(dir: &Path, extra: &[&str]) -> (i32, Value) {
+    let (code, stdout, stderr) = run(bin(dir)
+        .args(["scan", "-q", "-f", "json", "-c", "driftwatch.toml"])
+        .args(extra));
+    assert!(code == 0 || code == 2, "scan failed ({code}): {stderr}");
+    (code, serde_json::from_str(&stdout).unwrap())
+}
+
+fn by_id<'a>(doc: &'a Value, id_suffix: &str) -> &'a Value {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["resource"]["id"].as_str().unwrap().ends_with(id_suffix))
+        .unwrap_or_else(|| panic!("no finding for {id_suffix}"))
+}
+
+#[test]
+fn every_finding_is_classified() {
+    let dir = quickstart();
+    let (code, doc) = scan(dir.path(), &[]);
+    assert_eq!(code, 2);
+    // One rule, three clouds: the network.ingress facet has one shape everywhere.
+    for id in [
+        "sg-0b4571095c1e2d3f4",
+        "networkSecurityGroups/nsg-prod-web",
+        "firewalls/prod-allow-ssh-debug",
+    ] {
+        let f = by_id(&doc, id);
+        assert_eq!(f["status"], "violation", "{id}");
+        assert_eq!(f["risk"], "critical", "{id}");
+        assert!(
+            f["policies"][0].as_str().unwrap().starts_with(
+                "driftwatch.network.deny_management_port_open_to_world: SSH (port 22)"
+            ),
+            "{id}: {}",
+            f["policies"]
+        );
+    }
+    assert_eq!(
+        by_id(&doc, "prod-app")["status"],
+        "violation",
+        "admin access granted"
+    );
+    assert_eq!(
+        by_id(&doc, "acme-marketing-site-assets")["status"],
+        "violation"
+    );
+    // A valid exception allows; an expired one does not, and says so.
+    let allowed = by_id(&doc, "acme-prod-backups");
+    assert_eq!(allowed["status"], "allowed");
+    assert_eq!(
+        allowed["policies"][0],
+        "exception:exceptions.toml#backups-data-class"
+    );
+    let expired = by_id(&doc, "acme-old-build-artifacts");
+    assert_eq!(expired["status"], "review");
+    assert!(expired["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("legacy-artifacts expired at 2025-06-30T00:00:00Z"));
+    // Nothing decided: review. Tag noise is low risk.
+    let vpc = by_id(&doc, "vpc-0a1b2c3d4e5f60718");
+    assert_eq!(
+        (vpc["status"].as_str(), vpc["risk"].as_str()),
+        (Some("review"), Some("low"))
+    );
+    let s = &doc["summary"];
+    assert_eq!(
+        s["statuses"],
+        serde_json::json!({"allowed": 1, "violation": 6, "review": 6})
+    );
+    assert_eq!(
+        s["risks"],
+        serde_json::json!({"low": 2, "medium": 4, "high": 3, "critical": 4})
+    );
+    assert!(s["unowned"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn break_glass_allows_until_it_expires_then_reopens_for_review() {
+    let dir = quickstart();
+    let (code, out, err) = run(bin(dir.path()).args([
+        "break-glass",
+        "--resource",
+        "aws_instance.i-0123456789abcdef0",
+        "--reason",
+        "incident 4711: scaled up by hand",
+        "--ttl",
+        "4h",
+        "--by",
+        "oncall",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let id = out.split(':').next().unwrap().to_string();
+    assert!(id.starts_with("bg-"), "{out}");
+    // An override that already ran out, as a past incident left it.
+    let file = dir.path().join("out/breakglass.jsonl");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(
+        r#"{"id":"bg-old","resource":"aws_vpc.vpc-*","reason":"incident 4690","by":"oncall","created_at":"2026-01-01T00:00:00Z","expires_at":"2026-01-01T04:00:00Z"}"#,
+    );
+    text.push('\n');
+    std::fs::write(&file, text).unwrap();
+
+    let (_, doc) = scan(dir.path(), &[]);
+    let instance = by_id(&doc, "i-0123456789abcdef0");
+    assert_eq!(instance["status"], "allowed");
+    assert_eq!(instance["policies"][0], format!("break-glass:{id}"));
+    let vpc = by_id(&doc, "vpc-0a1b2c3d4e5f60718");
+    assert_eq!(vpc["status"], "review");
+    assert_eq!(vpc["review_due"], true);
+    assert!(vpc["notes"][0].as_str().unwrap().contains("bg-old"));
+
+    let (code, out, _) = run(bin(dir.path()).args(["review", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("bg-old") && !out.contains(&id), "{out}");
+    assert!(out.contains("1 break-glass override(s) due"), "{out}");
+
+    let (code, _, err) = run(bin(dir.path()).args([
+        "break-glass",
+        "--resource",
+        "x",
+        "--reason",
+        "r",
+        "--ttl",
+        "soon",
+        "--by",
+        "me",
+    ]));
+    assert_eq!(code, 1);
+    assert!(err.contains("--ttl: `soon` is not a duration"), "{err}");
+}
+
+#[test]
+fn fail_on_is_the_ci_gate() {
+    let dir = quickstart();
+    assert_eq!(scan(dir.path(), &["--fail-on", "violation"]).0, 2);
+    assert_eq!(scan(dir.path(), &["--fail-on", "high"]).0, 2);
+    // Without policies nothing is a violation; with everything excepted nothing fails.
+    let cfg = dir.path().join("driftwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let no_policies = text.replace("policies = [", "policies_off = [");
+    let no_policies: String = no_policies
+        .lines()
+        .filter(|l| !l.starts_with("policies_off"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, &no_policies).unwrap();
+    assert_eq!(scan(dir.path(), &["--fail-on", "violation"]).0, 0);
+    assert_eq!(scan(dir.path(), &["--fail-on", "any"]).0, 2);
+    std::fs::write(
+        dir.path().join("exceptions.toml"),
+        "[[exception]]\nid = \"*\"\nowner = \"sec\"\nreason = \"demo\"\napproved_by = \"ciso\"\nexpires_at = \"2099-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    assert_eq!(scan(dir.path(), &["--fail-on", "any"]).0, 0);
+    // An exception without an expiry is refused with the file and the entry.
+    std::fs::write(
+        dir.path().join("exceptions.toml"),
+        "[[exception]]\nid = \"*\"\nowner = \"sec\"\nreason = \"demo\"\napproved_by = \"ciso\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bin(dir.path()).args(["validate", "-c", "driftwatch.toml"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("exceptions.toml") && err.contains("expires_at"),
+        "{err}"
+    );
+}
+
+#[test]
+fn policy_test_runs_the_library_and_fails_a_broken_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(bin(dir.path())
+        .arg("policy")
+        .arg("test")
+        .arg(repo().join("policies")));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    copy_dir(&repo().join("policies"), &dir.path().join("p"));
+    let t = dir.path().join("p/network_test.rego");
+    let text =
+        std::fs::read_to_string(&t)
+            .unwrap()
+            .replacen("== 1 with input", "== 0 with input", 1);
+    std::fs::write(&t, text).unwrap();
+    let (code, out, _) = run(bin(dir.path()).args(["policy", "test", "p"]));
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("FAIL data.driftwatch.network_test.test_ssh_open_to_world_on_aws"),
+        "{out}"
+    );
+    std::fs::write(
+        dir.path().join("p/broken.rego"),
+        "package broken\n\ndeny contains msg if {\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(bin(dir.path()).args(["policy", "test", "p"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("broken.rego"), "{err}");
+}
+
+#[test]
+fn audit_tampering_is_detected() {
+    let dir = quickstart();
+    scan(dir.path(), &[]);
+    scan(dir.path(), &[]);
+    let log = dir.path().join("out/audit.jsonl");
+    let verify = || run(bin(dir.path()).args(["audit", "verify"]));
+    let (code, out, err) = verify();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("intact, 26 record(s)"), "{out}");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "edited",
+            original.replacen("\"status\":\"violation\"", "\"status\":\"allowed\"", 1),
+            "was edited",
+        ),
+        (
+            "deleted",
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 5)
+                .map(|(_, l)| format!("{l}\n"))
+                .collect(),
+            "deleted, inserted or reordered",
+        ),
+        (
+            "reordered",
+            {
+                let mut v = lines.clone();
+                v.swap(3, 4);
+                v.iter().map(|l| format!("{l}\n")).collect()
+            },
+            "deleted, inserted or reordered",
+        ),
+        (
+            "truncated",
+            lines[..lines.len() - 2]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            "removed from the end",
+        ),
+    ];
+    for (what, text, needle) in cases {
+        std::fs::write(&log, text).unwrap();
+        let (code, _, err) = verify();
+        assert_eq!(code, 1, "{what} went unnoticed");
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+    std::fs::write(&log, &original).unwrap();
+    assert_eq!(verify().0, 0, "the original verifies again");
+}
