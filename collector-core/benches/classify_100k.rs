@@ -7,54 +7,12 @@
 
 use driftwatch_core::govern::{Governance, GovernanceSection};
 use driftwatch_plugin_sdk::Finding;
-use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[path = "common.rs"]
 mod common;
-
-/// A finding of one of five shapes: SSH open to the world, a public bucket, a resized
-/// instance, tag noise, and a missing subnet.
-fn finding(i: usize) -> Finding {
-    let (ty, kind, changes, facets) = match i % 5 {
-        0 => (
-            "aws_security_group",
-            "changed",
-            json!([{"path": "ingress", "expected": [], "actual": [{"protocol": "tcp", "from_port": 22, "to_port": 22, "source": "0.0.0.0/0"}]}]),
-            json!({"network": {"ingress": [{"protocol": "tcp", "ports": [{"from": 22, "to": 22}], "sources": ["0.0.0.0/0"], "action": "allow"}]}}),
-        ),
-        1 => (
-            "aws_s3_bucket",
-            "unmanaged",
-            json!([]),
-            json!({"storage": {"public": i % 2 == 0, "encrypted": true}}),
-        ),
-        2 => (
-            "aws_instance",
-            "changed",
-            json!([{"path": "instance_type", "expected": "t3.small", "actual": "m5.large"}]),
-            json!({}),
-        ),
-        3 => (
-            "aws_vpc",
-            "changed",
-            json!([{"path": "tags.env", "expected": "prod", "actual": "staging"}]),
-            json!({}),
-        ),
-        _ => ("aws_subnet", "missing", json!([]), json!({})),
-    };
-    serde_json::from_value(json!({
-        "id": format!("f{i:08}"), "kind": kind,
-        "resource": {"provider": "aws", "type": ty, "id": format!("r-{i}"),
-                     "account": "123456789012", "region": "eu-west-1"},
-        "changes": changes, "status": "review", "policies": [],
-        "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-01T00:00:00Z",
-        "facets": facets,
-    }))
-    .expect("a valid finding")
-}
 
 fn policies() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -95,7 +53,7 @@ fn main() {
     let mut times = Vec::new();
     let mut counts = None;
     for _ in 0..runs {
-        let mut findings: Vec<Finding> = (0..n).map(finding).collect();
+        let mut findings: Vec<Finding> = (0..n).map(common::finding).collect();
         let mut g = Governance::load(&section, dir.path()).expect("the library loads");
         let t = Instant::now();
         let c = g

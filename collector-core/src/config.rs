@@ -61,6 +61,10 @@ pub struct ScanSection {
     /// Largest batch a provider emits at once.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Where streaming sinks keep undelivered events, one folder per sink (default
+    /// `.driftwatch/spool` beside the config file).
+    #[serde(default)]
+    pub spool_dir: Option<String>,
 }
 
 fn default_batch() -> usize {
@@ -72,6 +76,7 @@ impl Default for ScanSection {
         Self {
             driftignore: None,
             batch_size: default_batch(),
+            spool_dir: None,
         }
     }
 }
@@ -472,6 +477,21 @@ fn plugin_entries(
 }
 
 impl Config {
+    /// The folder holding each streaming sink's spool.
+    pub fn spool_root(&self) -> PathBuf {
+        let p = self
+            .scan
+            .spool_dir
+            .as_deref()
+            .unwrap_or(".driftwatch/spool");
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
     /// Reads and parses a config file; problems of structure are all reported together.
     /// Component settings are checked by [`crate::validate`].
     pub fn load(file: &Path) -> Result<Config, ConfigError> {

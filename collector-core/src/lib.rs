@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod deliver;
 pub mod diff;
 pub mod govern;
 pub mod iac;

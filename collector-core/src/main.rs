@@ -353,6 +353,14 @@ fn cmd_scan(
             }
         }
     }
+    if !quiet {
+        for r in &outcome.sinks {
+            eprintln!(
+                "sink `{}` ({}): sent {}, failed {}, retried {}, spooled {}, dropped {}",
+                r.name, r.kind, r.sent, r.failed, r.retried, r.spooled, r.dropped
+            );
+        }
+    }
     let summary = &outcome.report.summary;
     let failing = outcome.report.findings.iter().any(|f| match fail_on {
         FailOn::Violation => f.status == FindingStatus::Violation,

@@ -11,7 +11,7 @@ use driftwatch_plugin_sdk::report::{
     KindCounts, ProviderSummary, ScanInfo, StateSummary, Summary, Tool,
 };
 use driftwatch_plugin_sdk::{
-    CollectContext, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport, Scope, Sink,
+    CollectContext, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport, Scope,
     SCAN_SCHEMA,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -27,7 +27,7 @@ pub struct Prepared {
     /// Configured providers with their entries.
     pub providers: Vec<(ComponentEntry, Arc<dyn Provider>)>,
     /// Configured sinks.
-    pub sinks: Vec<Box<dyn Sink>>,
+    pub sinks: Vec<registry::SinkSetup>,
     /// Local state files to read.
     pub states: Vec<PathBuf>,
     /// Remote state locations to list and read.
@@ -63,6 +63,8 @@ pub struct ScanOutcome {
     pub report: ScanReport,
     /// Sinks that failed to deliver, with why.
     pub sink_errors: Vec<(String, String)>,
+    /// Each streaming sink's counters after the flush.
+    pub sinks: Vec<crate::deliver::SinkReport>,
 }
 
 /// Checks a config completely (structure, component settings, state locations, ignore
@@ -122,7 +124,7 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
             },
         }
     }
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let mut sinks: Vec<registry::SinkSetup> = Vec::new();
     for entry in config.sinks.iter().filter(|s| s.enabled) {
         let at = format!("sinks[{}]", entry.index);
         match registry::sink(&entry.kind, &entry.name, &entry.settings) {
@@ -454,14 +456,88 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         findings: result.findings,
     };
     let mut sink_errors = Vec::new();
-    for s in &sinks {
-        if let Err(e) = s.deliver(&report).await {
-            tracing::error!(sink = s.name(), error = %e, "sink failed");
-            sink_errors.push((s.name().to_string(), e.to_string()));
+    let mut streams = Vec::new();
+    for s in sinks {
+        match s {
+            registry::SinkSetup::Report(file) => {
+                if let Err(e) = file.write(&report) {
+                    tracing::error!(sink = file.name(), error = %e, "sink failed");
+                    sink_errors.push((
+                        file.name().to_string(),
+                        format!("cannot write {}: {e}", file.path().display()),
+                    ));
+                }
+            }
+            registry::SinkSetup::Stream(c) => streams.push(c),
+        }
+    }
+    let mut sink_reports = Vec::new();
+    if !streams.is_empty() {
+        let flush: Vec<_> = streams
+            .iter()
+            .map(|c| (c.sink.name().to_string(), c.policy.flush_timeout))
+            .collect();
+        let spool_root = config.spool_root();
+        match crate::deliver::Delivery::start(streams, &spool_root) {
+            Ok(delivery) => {
+                let scan_id = crate::deliver::events::new_scan_id();
+                let in_force = governance.in_force(time::OffsetDateTime::now_utc());
+                delivery
+                    .publish(crate::deliver::events::scan_events(
+                        &report, &scan_id, in_force,
+                    ))
+                    .await;
+                sink_reports = delivery.finish().await;
+            }
+            Err(e) => sink_errors.push(("spool".into(), e.to_string())),
+        }
+        for r in &sink_reports {
+            let spool = spool_root.join(crate::deliver::spool_folder(&r.name));
+            if let crate::deliver::Health::Disabled { reason } = &r.health {
+                sink_errors.push((
+                    r.name.clone(),
+                    format!(
+                        "disabled by its receiver ({reason}); {} events wait in {}: delete {} to send them again",
+                        r.spooled,
+                        spool.display(),
+                        spool.join("DISABLED").display()
+                    ),
+                ));
+            } else if r.spooled > 0 {
+                let t = flush
+                    .iter()
+                    .find(|(n, _)| *n == r.name)
+                    .map(|f| f.1)
+                    .unwrap_or_default();
+                let last = match &r.health {
+                    crate::deliver::Health::Retrying { error } => format!(" (last error: {error})"),
+                    _ => String::new(),
+                };
+                sink_errors.push((
+                    r.name.clone(),
+                    format!(
+                        "{} events not delivered within flush_timeout {}{last}; they are kept in {} and sent on the next run",
+                        r.spooled,
+                        humantime::format_duration(t),
+                        spool.display()
+                    ),
+                ));
+            }
+            if r.dropped > 0 {
+                sink_errors.push((
+                    r.name.clone(),
+                    format!(
+                        "{} events were rejected or could not be spooled; rejected batches are kept in {}",
+                        r.dropped,
+                        spool.join("rejected").display()
+                    ),
+                ));
+            }
         }
     }
     Ok(ScanOutcome {
         report,
         sink_errors,
+        sinks: sink_reports,
     })
 }

@@ -17,7 +17,7 @@ pub use provider::{
 };
 pub use report::{ScanReport, Summary, SCAN_SCHEMA};
 pub use schema::*;
-pub use sink::{Sink, SinkError};
+pub use sink::{EventKind, FindingCount, ScanDigest, Sink, SinkError, SinkEvent};
 
 /// Re-exported so a plugin crate needs no dependency but this SDK.
 pub use async_trait::async_trait;

@@ -227,6 +227,17 @@ pub enum FindingStatus {
     Review,
 }
 
+impl FindingStatus {
+    /// The lowercase name used in documents.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FindingStatus::Allowed => "allowed",
+            FindingStatus::Violation => "violation",
+            FindingStatus::Review => "review",
+        }
+    }
+}
+
 /// How much a drift matters, from tag noise to an open door.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,

@@ -153,6 +153,16 @@ impl Governance {
         })
     }
 
+    /// Exceptions not yet expired and break-glass overrides still active at `now`.
+    pub fn in_force(&self, now: time::OffsetDateTime) -> usize {
+        let rfc = &time::format_description::well_known::Rfc3339;
+        self.exceptions
+            .iter()
+            .filter(|e| time::OffsetDateTime::parse(&e.expires_at, rfc).is_ok_and(|t| t > now))
+            .count()
+            + self.breakglass.iter().filter(|b| b.active(now)).count()
+    }
+
     fn owner(&self, tags: &BTreeMap<String, String>, source: Option<&str>) -> Option<String> {
         for k in &self.owner_tags {
             if let Some(v) = tags.get(k).filter(|v| !v.is_empty()) {

@@ -1,21 +1,23 @@
-//! A sink that writes the scan document to a file, atomically: readers see the old file or
-//! the new one, never a torn write, even if driftwatch is killed mid-write.
+//! File outputs: the whole scan document written atomically (`format = "json"`), or a
+//! stream of events appended as JSON lines with size-based rotation (`format = "jsonl"`).
 
 #![warn(missing_docs)]
 
 use async_trait::async_trait;
-use driftwatch_plugin_sdk::{ScanReport, Sink, SinkError};
+use driftwatch_plugin_sdk::{ScanReport, Sink, SinkError, SinkEvent};
 use serde::Deserialize;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// Document encodings the file sink writes.
+/// Encodings the file sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
-    /// The whole `driftwatch.scan/v1` document, pretty-printed.
+    /// The whole `driftwatch.scan/v1` document, pretty-printed, replaced on every scan.
     Json,
-    /// One finding per line, then a summary line.
+    /// One event per line, appended, rotated by size.
     Jsonl,
 }
 
@@ -28,6 +30,12 @@ pub struct FileSinkConfig {
     /// `json` (default) or `jsonl`.
     #[serde(default = "default_format")]
     pub format: FileFormat,
+    /// `jsonl` only: rotate once the file would grow past this many bytes (0: never).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// `jsonl` only: rotated files kept (`path.1` is the newest); older ones are deleted.
+    #[serde(default = "default_max_files")]
+    pub max_files: u32,
     /// Folder of the config file, added by the host.
     #[serde(default)]
     pub config_dir: Option<PathBuf>,
@@ -37,81 +45,166 @@ fn default_format() -> FileFormat {
     FileFormat::Json
 }
 
-/// Writes scan documents to one file.
+fn default_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_max_files() -> u32 {
+    5
+}
+
+impl FileSinkConfig {
+    /// The file to write, with a relative `path` resolved against `config_dir`.
+    pub fn resolved_path(&self) -> PathBuf {
+        match (&self.config_dir, self.path.is_absolute()) {
+            (Some(dir), false) => dir.join(&self.path),
+            _ => self.path.clone(),
+        }
+    }
+}
+
+/// Writes each scan's whole document to one file, replacing the last one atomically.
 #[derive(Debug, Clone)]
-pub struct FileSink {
+pub struct ReportFile {
     name: String,
     path: PathBuf,
-    format: FileFormat,
 }
 
-/// Why a file sink could not be set up.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid file sink config at `{path}`: {message}")]
-pub struct FileSinkConfigError {
-    /// Key path inside the sink entry.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl FileSink {
-    /// Builds a sink from its config entry (JSON of the TOML table).
-    pub fn from_config(
-        name: &str,
-        config: &serde_json::Value,
-    ) -> Result<Self, FileSinkConfigError> {
-        let cfg: FileSinkConfig = parse_config(config)
-            .map_err(|(path, message)| FileSinkConfigError { path, message })?;
-        let path = match (&cfg.config_dir, cfg.path.is_absolute()) {
-            (Some(dir), false) => dir.join(&cfg.path),
-            _ => cfg.path.clone(),
-        };
-        Ok(Self::new(name, path, cfg.format))
-    }
-
-    /// Builds a sink writing `format` to `path`.
-    pub fn new(name: &str, path: PathBuf, format: FileFormat) -> Self {
+impl ReportFile {
+    /// A writer of `path` named `name`.
+    pub fn new(name: &str, path: PathBuf) -> Self {
         Self {
             name: name.to_string(),
             path,
-            format,
         }
     }
 
-    /// The file this sink writes.
+    /// Its config entry's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file it writes.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Encodes a report in this sink's format.
-    pub fn render(&self, report: &ScanReport) -> Result<Vec<u8>, serde_json::Error> {
-        match self.format {
-            FileFormat::Json => {
-                let mut v = serde_json::to_vec_pretty(report)?;
-                v.push(b'\n');
-                Ok(v)
-            }
-            FileFormat::Jsonl => report.to_jsonl(),
-        }
+    /// Replaces the file with `report`, pretty-printed.
+    pub fn write(&self, report: &ScanReport) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(report)?;
+        bytes.push(b'\n');
+        write_atomic(&self.path, &bytes)
     }
 }
 
-/// Deserialises a config, reporting the failing key as a path.
-fn parse_config(config: &serde_json::Value) -> Result<FileSinkConfig, (String, String)> {
-    serde_path_to_error::deserialize(config).map_err(|e| {
-        let mut path = e.path().to_string();
-        let msg = e.into_inner().to_string();
-        if path == "." {
-            path = msg
-                .strip_prefix("unknown field `")
-                .or_else(|| msg.strip_prefix("missing field `"))
-                .and_then(|r| r.split('`').next())
-                .unwrap_or("")
-                .to_string();
+/// Appends events as JSON lines and rotates the file by size.
+#[derive(Debug)]
+pub struct JsonlSink {
+    name: String,
+    path: PathBuf,
+    max_bytes: u64,
+    max_files: u32,
+    // The open file and its size; opened lazily so a missing folder is a delivery error the
+    // runtime retries, not a startup failure.
+    file: Mutex<Option<(File, u64)>>,
+}
+
+impl JsonlSink {
+    /// A sink appending to `path`, rotating past `max_bytes` and keeping `max_files`.
+    pub fn new(name: &str, path: PathBuf, max_bytes: u64, max_files: u32) -> Self {
+        Self {
+            name: name.to_string(),
+            path,
+            max_bytes,
+            max_files,
+            file: Mutex::new(None),
         }
-        (path, msg)
-    })
+    }
+
+    /// The file it appends to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut s = self.path.clone().into_os_string();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    }
+
+    fn open(&self) -> std::io::Result<(File, u64)> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let len = f.metadata()?.len();
+        Ok((f, len))
+    }
+
+    // Shifts path.N to path.N+1, dropping the oldest, then moves the live file to path.1.
+    fn rotate(&self) -> std::io::Result<()> {
+        if self.max_files == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        let _ = std::fs::remove_file(self.rotated(self.max_files));
+        for n in (1..self.max_files).rev() {
+            let from = self.rotated(n);
+            if from.exists() {
+                std::fs::rename(&from, self.rotated(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, self.rotated(1))
+    }
+
+    fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.open()?);
+        }
+        let size = guard.as_ref().map_or(0, |(_, n)| *n);
+        if self.max_bytes > 0 && size > 0 && size + bytes.len() as u64 > self.max_bytes {
+            *guard = None;
+            self.rotate()?;
+            *guard = Some(self.open()?);
+        }
+        let (f, n) = guard.as_mut().expect("opened above");
+        f.write_all(bytes)?;
+        // The runtime deletes the batch from its spool once this returns: it must be on disk.
+        f.sync_data()?;
+        *n += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sink for JsonlSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn max_batch(&self) -> usize {
+        1000
+    }
+
+    async fn send(&self, batch: &[SinkEvent]) -> Result<(), SinkError> {
+        let mut bytes = Vec::with_capacity(512 * batch.len());
+        for e in batch {
+            serde_json::to_writer(&mut bytes, e)
+                .map_err(|e| SinkError::Permanent(format!("cannot encode an event: {e}")))?;
+            bytes.push(b'\n');
+        }
+        // A short append; a failed one is retried from the spool, so a half-written tail
+        // is followed by the whole batch again (at-least-once).
+        self.append(&bytes).map_err(|e| {
+            if let Ok(mut g) = self.file.lock() {
+                *g = None;
+            }
+            SinkError::retryable(format!("cannot append to {}: {e}", self.path.display()))
+        })
+    }
 }
 
 /// Replaces `path` with `bytes` atomically: write a temporary file in the same folder,
@@ -137,22 +230,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-#[async_trait]
-impl Sink for FileSink {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn deliver(&self, report: &ScanReport) -> Result<(), SinkError> {
-        let bytes = self
-            .render(report)
-            .map_err(|e| SinkError::Permanent(format!("cannot encode the report: {e}")))?;
-        // One small write and a rename: short enough to do on the caller's thread.
-        write_atomic(&self.path, &bytes)
-            .map_err(|e| SinkError::Retryable(format!("cannot write {}: {e}", self.path.display())))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,20 +248,57 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
-    #[test]
-    fn config_errors_name_the_key() {
-        let e = FileSink::from_config("f", &serde_json::json!({"pathz": "x"})).unwrap_err();
-        assert_eq!(e.path, "pathz");
-        let e = FileSink::from_config("f", &serde_json::json!({"format": "json"})).unwrap_err();
-        assert_eq!(e.path, "path");
-        let e = FileSink::from_config("f", &serde_json::json!({"path": "x", "format": "xml"}))
-            .unwrap_err();
-        assert!(e.message.contains("xml"), "{}", e.message);
-        let s = FileSink::from_config(
-            "f",
-            &serde_json::json!({"path": "o.jsonl", "format": "jsonl", "config_dir": "/tmp/c"}),
-        )
-        .unwrap();
-        assert_eq!(s.path(), Path::new("/tmp/c/o.jsonl"));
+    fn event(i: usize) -> SinkEvent {
+        SinkEvent {
+            id: format!("e{i}"),
+            kind: driftwatch_plugin_sdk::EventKind::DriftDetected,
+            time: "2026-01-01T00:00:00Z".into(),
+            scan_id: "s".into(),
+            finding: None,
+            scan: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn jsonl_appends_and_rotates_by_size_keeping_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out/events.jsonl");
+        let line = serde_json::to_vec(&event(0)).unwrap().len() as u64 + 1;
+        // Two events per file.
+        let s = JsonlSink::new("f", p.clone(), 2 * line, 2);
+        for i in 0..7 {
+            s.send(&[event(i)]).await.unwrap();
+        }
+        let ids = |p: &Path| -> Vec<String> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<SinkEvent>(l).unwrap().id)
+                .collect()
+        };
+        assert_eq!(ids(&p), ["e6"]);
+        assert_eq!(ids(&dir.path().join("out/events.jsonl.1")), ["e4", "e5"]);
+        assert_eq!(ids(&dir.path().join("out/events.jsonl.2")), ["e2", "e3"]);
+        assert!(!dir.path().join("out/events.jsonl.3").exists());
+        // A new sink on the same file picks up its size and keeps appending.
+        let s = JsonlSink::new("f", p.clone(), 2 * line, 2);
+        s.send(&[event(7)]).await.unwrap();
+        assert_eq!(ids(&p), ["e6", "e7"]);
+        // A batch bigger than max_bytes still lands whole, in a fresh file.
+        s.send(&[event(8), event(9), event(10)]).await.unwrap();
+        assert_eq!(ids(&p), ["e8", "e9", "e10"]);
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_path_is_retryable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let s = JsonlSink::new("f", dir.path().join("file/sub.jsonl"), 0, 0);
+        match s.send(&[event(1)]).await {
+            Err(SinkError::Retryable { message, .. }) => {
+                assert!(message.contains("file/sub.jsonl"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
