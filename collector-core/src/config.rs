@@ -3,8 +3,10 @@
 
 use serde::Deserialize;
 use serde_json::Value as Json;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,60 @@ impl Default for ScanSection {
     }
 }
 
+/// `[agent]`: how `driftwatch agent` schedules scans, keeps state and serves its endpoints.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Time between two scans of a provider.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Per-provider intervals, by provider name, overriding `interval`.
+    #[serde(default)]
+    pub intervals: BTreeMap<String, String>,
+    /// Fraction of the interval added or taken at random, so scans of many agents and
+    /// providers spread out (0 to 0.5).
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// Address of the health, metrics and findings endpoints.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The SQLite state store, relative to the config file.
+    #[serde(default = "default_state")]
+    pub state: String,
+    /// How long SIGTERM waits for a running scan and the sinks' flush.
+    #[serde(default = "default_shutdown", with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_jitter() -> f64 {
+    0.1
+}
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_state() -> String {
+    ".driftwatch/agent.db".into()
+}
+fn default_shutdown() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            intervals: BTreeMap::new(),
+            jitter: default_jitter(),
+            listen: default_listen(),
+            state: default_state(),
+            shutdown_timeout: default_shutdown(),
+        }
+    }
+}
+
 /// `[iac]`: where the declared estate comes from.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +179,8 @@ pub struct Config {
     pub iac: IacSection,
     /// `[governance]`.
     pub governance: crate::govern::GovernanceSection,
+    /// `[agent]`.
+    pub agent: AgentSection,
     /// `[[providers]]`.
     pub providers: Vec<ComponentEntry>,
     /// `[[sinks]]`.
@@ -539,11 +597,11 @@ impl Config {
         for key in root.keys() {
             if !matches!(
                 key.as_str(),
-                "scan" | "iac" | "governance" | "providers" | "sinks" | "plugins"
+                "scan" | "iac" | "governance" | "agent" | "providers" | "sinks" | "plugins"
             ) {
                 problems.push(loc.problem(
                     key,
-                    "unknown section (expected `scan`, `iac`, `governance`, `providers`, `sinks` or `plugins`)",
+                    "unknown section (expected `scan`, `iac`, `governance`, `agent`, `providers`, `sinks` or `plugins`)",
                 ));
             }
         }
@@ -587,6 +645,24 @@ impl Config {
         }
         let iac = iac.unwrap_or_default();
         let governance = section(&root, "governance", &loc, &mut problems).unwrap_or_default();
+        let agent: AgentSection = section(&root, "agent", &loc, &mut problems).unwrap_or_default();
+        if !(0.0..=0.5).contains(&agent.jitter) {
+            problems.push(loc.problem("agent.jitter", "must be between 0 and 0.5"));
+        }
+        for (name, d) in &agent.intervals {
+            if let Err(e) = humantime::parse_duration(d) {
+                problems.push(loc.problem(
+                    &format!("agent.intervals.{name}"),
+                    format!("`{d}` is not a duration (e.g. \"5m\"): {e}"),
+                ));
+            }
+        }
+        if agent.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(loc.problem(
+                "agent.listen",
+                format!("`{}` is not an address like 127.0.0.1:9464", agent.listen),
+            ));
+        }
         let providers = components(&root, "providers", &dir, &loc, &mut problems);
         let sinks = components(&root, "sinks", &dir, &loc, &mut problems);
         let plugins = plugin_entries(&root, &loc, &mut problems);
@@ -608,6 +684,7 @@ impl Config {
             scan,
             iac,
             governance,
+            agent,
             providers,
             sinks,
             plugins,

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod config;
 pub mod deliver;
 pub mod diff;

@@ -34,12 +34,29 @@ struct Cli {
     /// Log filter for diagnostics on stderr (e.g. `info`, `driftwatch_core=debug`).
     #[arg(long, global = true, env = "DRIFTWATCH_LOG", default_value = "warn")]
     log: String,
+    /// Log line format: `text` for people, `json` for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        env = "DRIFTWATCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run as a long-lived agent: scan each provider on a schedule, keep findings in a
+    /// state store, stream detected and resolved drift to the sinks, serve /healthz,
+    /// /readyz, /metrics and /findings. SIGTERM or SIGINT stop it (exit 0); SIGHUP
+    /// reloads the config.
+    Agent {
+        /// The config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// Compare live resources with the declared ones and report drift.
     ///
     /// Exit codes: 0 in sync, 2 drift found, 1 error or partial scan.
@@ -206,6 +223,12 @@ enum IacCommand {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ListFormat {
     Table,
@@ -216,12 +239,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let code = match cli.command {
+        Command::Agent { config } => cmd_agent(config),
         Command::Scan {
             config,
             format,
@@ -272,6 +299,20 @@ fn main() -> ExitCode {
         },
     };
     ExitCode::from(code)
+}
+
+fn cmd_agent(config: PathBuf) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(driftwatch_core::agent::run(config)) {
+        Ok(()) => EXIT_IN_SYNC,
+        Err(e) => fail(e),
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {

@@ -1,8 +1,11 @@
 //! The `driftwatch` binary as a user runs it: exit codes, formats, and error messages.
 
+mod common;
+
+use common::{repo, run};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
@@ -10,57 +13,13 @@ fn bin() -> Command {
     c
 }
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn quickstart() -> PathBuf {
     repo().join("examples/quickstart/driftwatch.toml")
 }
 
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("driftwatch runs");
-    (
-        status.code().expect("exited normally, no signal"),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
-}
-
 /// A copy of the quickstart in a temporary folder, so tests may edit it.
 fn quickstart_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/quickstart"), dir.path());
-    // The quickstart loads the repository's policy library by a relative path.
-    let cfg = dir.path().join("driftwatch.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "\"../../policies\"",
-        &format!("{:?}", repo().join("policies").display().to_string()),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            if e.file_name() != "out" {
-                copy_dir(&e.path(), &target);
-            }
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
+    common::quickstart("")
 }
 
 #[test]

@@ -3,64 +3,15 @@
 //! valid and expired, break-glass that is active and expired, the CI gate, `policy test`,
 //! and each kind of audit-log tampering detected.
 
+mod common;
+
+use common::{bin, copy_dir, repo, run};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
-    c.env_remove("DRIFTWATCH_LOG")
-        .env("DRIFTWATCH_OUT", dir.join("out"))
-        .current_dir(dir);
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("driftwatch runs");
-    (
-        status.code().expect("exited normally"),
-        String::from_utf8(stdout).unwrap(),
-        String::from_utf8(stderr).unwrap(),
-    )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            if e.file_name() != "out" {
-                copy_dir(&e.path(), &target);
-            }
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+use std::path::Path;
 
 /// The quickstart in a temporary folder, loading the repository's policy library.
 fn quickstart() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/quickstart"), dir.path());
-    let cfg = dir.path().join("driftwatch.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "\"../../policies\"",
-        &format!("{:?}", repo().join("policies").display().to_string()),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    dir
+    common::quickstart("")
 }
 
 fn scan(dir: &Path, extra: &[&str]) -> (i32, Value) {

@@ -1,4 +1,4 @@
-//! The versioned scan document: what `driftwatch scan --format json` prints and sinks deliver.
+//! The versioned scan document: what `driftwatch scan --format json` prints and the file sink writes.
 
 use crate::provider::Scope;
 use crate::schema::Finding;
