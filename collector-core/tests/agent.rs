@@ -322,3 +322,67 @@ fn sigterm_flushes_the_sinks_before_exiting() {
         .count();
     assert_eq!(left, 0, "{log}");
 }
+
+#[test]
+fn a_failing_provider_does_not_stop_the_others() {
+    let port = common::receivers::free_port();
+    // An AWS account whose endpoint refuses connections: its every scan fails.
+    let dir = quickstart(&agent_config(
+        port,
+        "\n[[providers]]\nkind = \"aws\"\nname = \"aws-down\"\nregions = [\"us-east-1\"]\nendpoint_url = \"http://127.0.0.1:1\"\nmax_attempts = 1\n",
+    ));
+    let mut cmd = bin(dir.path());
+    cmd.args(["agent", "--config", "driftwatch.toml"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let agent = Agent { child, log };
+    let scans = |p: &str, r: &str| {
+        metric(
+            port,
+            &format!("driftwatch_scans_total{{provider=\"{p}\",result=\"{r}\"}}"),
+        )
+    };
+    until("failed scans", || {
+        get(port, "/metrics").is_some() && scans("aws-down", "failed") >= 3.0
+    });
+    // The others went on scanning meanwhile, and the failure is on /readyz.
+    assert!(scans("aws-config", "ok") >= 3.0);
+    assert_eq!(scans("aws-down", "ok"), 0.0);
+    assert_eq!(
+        metric(port, "driftwatch_provider_up{provider=\"aws-down\"}"),
+        0.0
+    );
+    assert_eq!(
+        metric(port, "driftwatch_provider_up{provider=\"gcp-assets\"}"),
+        1.0
+    );
+    let (status, body) = get(port, "/readyz").unwrap();
+    assert_eq!(status, 503);
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        ready["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("provider aws-down"),
+        "{body}"
+    );
+    assert_eq!(
+        count(&events(dir.path()), "driftwatch.drift.detected", None),
+        13
+    );
+    let (code, log) = stop(agent);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("scan failed"), "{log}");
+}

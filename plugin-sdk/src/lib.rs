@@ -1,5 +1,6 @@
 //! The contracts of driftwatch: the normalised schema every provider emits, the findings
-//! the diff produces, the scan document, the events sinks deliver, and the `Provider` and `Sink` traits.
+//! the diff produces, the scan document, the events sinks deliver, and the `Provider` and
+//! `Sink` traits.
 //!
 //! Third parties compile against this crate, so it stays small: serde, serde_json,
 //! async-trait, thiserror and pollster (a dependency-free `block_on` for the plugin side).

@@ -396,7 +396,11 @@ impl OtlpReceiver {
         let addr = listener.local_addr().unwrap();
         let svc = Grpc(store.clone());
         rt.spawn(async move {
+            // Windows sized like a production collector's, so large exports are not paced
+            // by h2's 64 KiB default.
             tonic::transport::Server::builder()
+                .initial_stream_window_size(Some(4 << 20))
+                .initial_connection_window_size(Some(16 << 20))
                 .add_service(LogsServiceServer::new(svc.clone()))
                 .add_service(MetricsServiceServer::new(svc))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))

@@ -637,7 +637,10 @@ impl OtelSink {
             let mut ep = tonic::transport::Endpoint::from_shared(url.to_string())
                 .map_err(|e| format!("{url}: {e}"))?
                 .timeout(self.cfg.timeout)
-                .connect_timeout(self.cfg.timeout);
+                .connect_timeout(self.cfg.timeout)
+                // Exports are large messages: h2's default 64 KiB window stalls each one
+                // on flow-control round trips.
+                .http2_adaptive_window(true);
             if url.starts_with("https://") {
                 let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
                 if let Some(ca) = &self.cfg.ca_pem {

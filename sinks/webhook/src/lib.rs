@@ -10,6 +10,7 @@ use base64::Engine as _;
 use driftwatch_plugin_sdk::{Sink, SinkError, SinkEvent};
 use hmac::{KeyInit, Mac};
 use serde::Deserialize;
+#[cfg(test)]
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -137,29 +138,49 @@ pub fn sign(keys: &[Vec<u8>], id: &str, timestamp: u64, body: &[u8]) -> String {
         .join(" ")
 }
 
-/// One event as a CloudEvents 1.0 structured JSON object.
-pub fn cloud_event(e: &SinkEvent, source: &str) -> Value {
-    let subject = match &e.finding {
-        Some(f) => f.resource.key.id.clone(),
-        None => e.scan_id.clone(),
-    };
-    let mut data = json!({ "scan_id": e.scan_id });
-    if let Some(f) = &e.finding {
-        data["finding"] = serde_json::to_value(f).unwrap_or(Value::Null);
+/// One event as a CloudEvents 1.0 structured JSON object, serialised straight from the
+/// event (no intermediate JSON tree).
+#[derive(serde::Serialize)]
+pub struct CloudEvent<'a> {
+    specversion: &'static str,
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    subject: &'a str,
+    time: &'a str,
+    datacontenttype: &'static str,
+    data: CloudEventData<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct CloudEventData<'a> {
+    scan_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finding: Option<&'a driftwatch_plugin_sdk::Finding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<&'a driftwatch_plugin_sdk::ScanDigest>,
+}
+
+/// The CloudEvent of one event.
+pub fn cloud_event<'a>(e: &'a SinkEvent, source: &'a str) -> CloudEvent<'a> {
+    CloudEvent {
+        specversion: "1.0",
+        id: &e.id,
+        source,
+        kind: e.kind.name(),
+        subject: match &e.finding {
+            Some(f) => &f.resource.key.id,
+            None => &e.scan_id,
+        },
+        time: &e.time,
+        datacontenttype: "application/json",
+        data: CloudEventData {
+            scan_id: &e.scan_id,
+            finding: e.finding.as_ref(),
+            scan: e.scan.as_deref(),
+        },
     }
-    if let Some(s) = &e.scan {
-        data["scan"] = serde_json::to_value(s).unwrap_or(Value::Null);
-    }
-    json!({
-        "specversion": "1.0",
-        "id": e.id,
-        "source": source,
-        "type": e.kind.name(),
-        "subject": subject,
-        "time": e.time,
-        "datacontenttype": "application/json",
-        "data": data,
-    })
 }
 
 /// The Retry-After header as a delay: delta-seconds or an HTTP date.
@@ -251,7 +272,7 @@ impl WebhookSink {
                     h.update(b"\n");
                 }
                 let id = format!("msg_{}", &hex::encode(h.finalize())[..32]);
-                let events: Vec<Value> =
+                let events: Vec<CloudEvent> =
                     batch.iter().map(|e| cloud_event(e, &self.source)).collect();
                 (
                     id,
