@@ -11,21 +11,12 @@ mod tcommon;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `kB` line of /proc/PID/status (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-fn hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
@@ -75,7 +66,7 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let scan_peak = hwm_kib(pid);
+    let scan_peak = status_kib(pid, "VmHWM");
     // Let the first scans' allocations settle before measuring idleness.
     std::thread::sleep(Duration::from_secs(1));
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
@@ -83,10 +74,10 @@ fn main() {
     let mut peak = 0;
     for _ in 0..secs {
         std::thread::sleep(Duration::from_secs(1));
-        peak = peak.max(rss_kib(pid));
+        peak = peak.max(status_kib(pid, "VmRSS"));
     }
     let (c1, wall) = (cpu_ticks(pid), t0.elapsed().as_secs_f64());
-    let end = rss_kib(pid);
+    let end = status_kib(pid, "VmRSS");
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "the agent exited with {status}");

@@ -65,6 +65,8 @@ pub struct ScanOutcome {
     pub sink_errors: Vec<(String, String)>,
     /// Each streaming sink's counters after the flush.
     pub sinks: Vec<crate::deliver::SinkReport>,
+    /// Exceptions and break-glass overrides in force when the scan ran.
+    pub exceptions_active: usize,
 }
 
 /// Checks a config completely (structure, component settings, state locations, ignore
@@ -472,6 +474,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         }
     }
     let mut sink_reports = Vec::new();
+    let in_force = governance.in_force(time::OffsetDateTime::now_utc());
     if !streams.is_empty() {
         let flush: Vec<_> = streams
             .iter()
@@ -481,7 +484,6 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         match crate::deliver::Delivery::start(streams, &spool_root) {
             Ok(delivery) => {
                 let scan_id = crate::deliver::events::new_scan_id();
-                let in_force = governance.in_force(time::OffsetDateTime::now_utc());
                 delivery
                     .publish(crate::deliver::events::scan_events(
                         &report, &scan_id, in_force,
@@ -539,5 +541,6 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         report,
         sink_errors,
         sinks: sink_reports,
+        exceptions_active: in_force,
     })
 }

@@ -151,6 +151,13 @@ fn drift_is_detected_once_resolved_when_it_goes_and_a_restart_resumes_from_the_s
     let ev = events(dir.path());
     assert_eq!(count(&ev, "driftwatch.drift.detected", None), 13);
     assert_eq!(count(&ev, "driftwatch.drift.resolved", None), 0);
+    // One of the quickstart's two exceptions is still valid.
+    for e in ev
+        .iter()
+        .filter(|e| e["kind"] == "driftwatch.scan.completed")
+    {
+        assert_eq!(e["scan"]["exceptions_active"], 1);
+    }
 
     // The bucket is removed from the state: its `missing` drift is resolved, once.
     declare_gone_bucket(dir.path(), false, &original);
@@ -310,16 +317,7 @@ fn sigterm_flushes_the_sinks_before_exiting() {
         );
     }
     assert_eq!(rx.bad_signatures(), 0);
-    let left = std::fs::read_dir(dir.path().join(".driftwatch/spool/webhook"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "jsonl")
-        })
-        .count();
+    let left = common::spooled(dir.path(), "webhook");
     assert_eq!(left, 0, "{log}");
 }
 

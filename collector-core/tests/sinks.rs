@@ -6,7 +6,7 @@
 mod common;
 
 use common::receivers::{free_port, OtlpReceiver, WebhookReceiver};
-use common::{bin, quickstart, run};
+use common::{bin, quickstart, run, spooled};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,21 +37,6 @@ fn finding_ids(report: &Value) -> BTreeSet<String> {
         .iter()
         .map(|f| f["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn spooled(dir: &Path, sink: &str) -> usize {
-    match std::fs::read_dir(dir.join(".driftwatch/spool").join(sink)) {
-        Ok(rd) => rd
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "jsonl")
-            })
-            .count(),
-        Err(_) => 0,
-    }
 }
 
 /// Drift events grouped by scan: scan id -> finding ids, and which scans completed.

@@ -15,7 +15,7 @@ use crate::config::{ComponentEntry, Config};
 use crate::deliver::{events, ConfiguredSink, Delivery, SinkReport};
 use crate::registry::SinkSetup;
 use crate::scan;
-use driftwatch_plugin_sdk::{EventKind, FindingCount, ScanDigest, SinkEvent};
+use driftwatch_plugin_sdk::{EventKind, SinkEvent};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -151,6 +151,7 @@ async fn scan_provider(
     let outcome = scan::run(prepared, &hidden)
         .await
         .map_err(|e| e.to_string())?;
+    let exceptions_active = outcome.exceptions_active;
     let report = outcome.report;
     let p = report.summary.providers.first();
     let complete = !report.summary.partial;
@@ -183,30 +184,7 @@ async fn scan_provider(
             });
         }
     }
-    let mut by: BTreeMap<(u8, u8, u8), FindingCount> = BTreeMap::new();
-    for f in &findings {
-        by.entry((f.kind as u8, f.risk as u8, f.status as u8))
-            .or_insert(FindingCount {
-                kind: f.kind,
-                risk: f.risk,
-                status: f.status,
-                count: 0,
-            })
-            .count += 1;
-    }
-    out.push(SinkEvent {
-        id: events::event_id(&scan_id, EventKind::ScanCompleted, &scan_id),
-        kind: EventKind::ScanCompleted,
-        time: report.scan.finished_at.clone(),
-        scan_id: scan_id.clone(),
-        finding: None,
-        scan: Some(Box::new(ScanDigest {
-            scan: report.scan.clone(),
-            summary: report.summary.clone(),
-            exceptions_active: 0,
-            findings_by: by.into_values().collect(),
-        })),
-    });
+    out.push(events::scan_completed(&report, &scan_id, exceptions_active));
     tracing::info!(
         provider = %entry.name,
         detected = transition.detected.len(),

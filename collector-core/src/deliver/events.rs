@@ -27,10 +27,10 @@ pub fn event_id(scan_id: &str, kind: EventKind, subject: &str) -> String {
     format!("evt_{}", &hex::encode(h.finalize())[..32])
 }
 
-/// The events of a finished scan.
+/// The events of a finished scan: one `drift.detected` per finding, then its
+/// `scan.completed`.
 pub fn scan_events(report: &ScanReport, scan_id: &str, exceptions_active: usize) -> Vec<SinkEvent> {
     let mut out = Vec::with_capacity(report.findings.len() + 1);
-    let mut by: BTreeMap<(u8, u8, u8), FindingCount> = BTreeMap::new();
     for f in &report.findings {
         out.push(SinkEvent {
             id: event_id(scan_id, EventKind::DriftDetected, &f.id),
@@ -40,6 +40,16 @@ pub fn scan_events(report: &ScanReport, scan_id: &str, exceptions_active: usize)
             finding: Some(f.clone()),
             scan: None,
         });
+    }
+    out.push(scan_completed(report, scan_id, exceptions_active));
+    out
+}
+
+/// The `scan.completed` event of a scan, with its findings counted by kind, risk and
+/// status.
+pub fn scan_completed(report: &ScanReport, scan_id: &str, exceptions_active: usize) -> SinkEvent {
+    let mut by: BTreeMap<(u8, u8, u8), FindingCount> = BTreeMap::new();
+    for f in &report.findings {
         by.entry((f.kind as u8, f.risk as u8, f.status as u8))
             .or_insert(FindingCount {
                 kind: f.kind,
@@ -49,7 +59,7 @@ pub fn scan_events(report: &ScanReport, scan_id: &str, exceptions_active: usize)
             })
             .count += 1;
     }
-    out.push(SinkEvent {
+    SinkEvent {
         id: event_id(scan_id, EventKind::ScanCompleted, scan_id),
         kind: EventKind::ScanCompleted,
         time: report.scan.finished_at.clone(),
@@ -61,6 +71,5 @@ pub fn scan_events(report: &ScanReport, scan_id: &str, exceptions_active: usize)
             exceptions_active,
             findings_by: by.into_values().collect(),
         })),
-    });
-    out
+    }
 }

@@ -74,3 +74,19 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8(stderr).unwrap(),
     )
 }
+
+/// Batches waiting in a sink's spool under the default `.driftwatch/spool`.
+pub fn spooled(dir: &Path, sink: &str) -> usize {
+    match std::fs::read_dir(dir.join(".driftwatch/spool").join(sink)) {
+        Ok(rd) => rd
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "jsonl")
+            })
+            .count(),
+        Err(_) => 0,
+    }
+}
