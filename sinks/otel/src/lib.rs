@@ -141,29 +141,15 @@ fn parse_pairs(text: &str) -> BTreeMap<String, String> {
     text.split(',')
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=')?;
-            Some((k.trim().to_string(), percent_decode(v.trim())))
+            Some((
+                k.trim().to_string(),
+                percent_encoding::percent_decode_str(v.trim())
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            ))
         })
         .filter(|(k, _)| !k.is_empty())
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl OtelConfig {
