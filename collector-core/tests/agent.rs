@@ -85,8 +85,10 @@ fn until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn events(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("out/events.jsonl"))
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(dir.join("out/events.jsonl")).unwrap_or_default();
+    // The agent may be appending while the test reads: a line counts once it is complete.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -352,11 +354,17 @@ fn a_failing_provider_does_not_stop_the_others() {
             &format!("driftwatch_scans_total{{provider=\"{p}\",result=\"{r}\"}}"),
         )
     };
-    until("failed scans", || {
-        get(port, "/metrics").is_some() && scans("aws-down", "failed") >= 3.0
+    // The failing account fails fast, so how many scans each side has done at
+    // any instant is a race; what matters is that both keep going.
+    until("failed scans beside good ones", || {
+        get(port, "/metrics").is_some()
+            && scans("aws-down", "failed") >= 3.0
+            && scans("aws-config", "ok") >= 3.0
+            && scans("azure-graph", "ok") >= 1.0
+            && scans("gcp-assets", "ok") >= 1.0
+            && count(&events(dir.path()), "driftwatch.drift.detected", None) == 13
     });
     // The others went on scanning meanwhile, and the failure is on /readyz.
-    assert!(scans("aws-config", "ok") >= 3.0);
     assert_eq!(scans("aws-down", "ok"), 0.0);
     assert_eq!(
         metric(port, "driftwatch_provider_up{provider=\"aws-down\"}"),
