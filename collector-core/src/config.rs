@@ -142,13 +142,26 @@ impl Default for AgentSection {
 #[serde(deny_unknown_fields)]
 pub struct IacSection {
     /// State files: paths or globs (`envs/**/*.tfstate`), relative to the config file,
-    /// or `s3://bucket/key` locations (globs too).
+    /// or `s3://bucket/key` and `azurerm://account/container/key` locations (globs too).
     #[serde(default)]
     pub states: Vec<String>,
     /// How `s3://` locations are read: region, profile, role, endpoint. Read on its own
     /// so a mistake in it does not hide the rest of `[iac]`.
     #[serde(skip)]
     pub s3: driftwatch_provider_aws::state::S3BackendConfig,
+    /// How `azurerm://` locations are read: endpoint, Azure AD. Read on its own like `s3`.
+    #[serde(skip)]
+    pub azurerm: driftwatch_provider_azure::state::AzurermBackendConfig,
+}
+
+impl IacSection {
+    /// Both remote backends' settings.
+    pub fn backends(&self) -> crate::iac::remote::Backends {
+        crate::iac::remote::Backends {
+            s3: self.s3.clone(),
+            azurerm: self.azurerm.clone(),
+        }
+    }
 }
 
 /// One `[[providers]]` or `[[sinks]]` entry: its kind, name, and the kind's own settings.
@@ -621,18 +634,23 @@ impl Config {
         if scan.batch_size == 0 {
             problems.push(loc.problem("scan.batch_size", "must be at least 1"));
         }
-        // `[iac.s3]` is checked on its own, so a mistake in it hides nothing else.
+        // `[iac.s3]` and `[iac.azurerm]` are checked on their own, so a mistake in one
+        // hides nothing else.
         let mut parts = toml::Table::new();
         if let Some(v) = root.get("iac") {
             let mut v = v.clone();
-            if let Some(s3) = v.as_table_mut().and_then(|t| t.remove("s3")) {
-                parts.insert("iac.s3".into(), s3);
+            for backend in ["s3", "azurerm"] {
+                if let Some(b) = v.as_table_mut().and_then(|t| t.remove(backend)) {
+                    parts.insert(format!("iac.{backend}"), b);
+                }
             }
             parts.insert("iac".into(), v);
         }
         let s3 = section(&parts, "iac.s3", &loc, &mut problems);
+        let azurerm = section(&parts, "iac.azurerm", &loc, &mut problems);
         let iac = section::<IacSection>(&parts, "iac", &loc, &mut problems).map(|mut i| {
             i.s3 = s3.unwrap_or_default();
+            i.azurerm = azurerm.unwrap_or_default();
             i
         });
         if !root.contains_key("iac") {

@@ -463,14 +463,21 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
             Err(e) => return fail(format!("cannot start the async runtime: {e}")),
         };
         // Without a config file, `s3://` uses the standard chain; AWS_ENDPOINT_URL_S3 or
-        // AWS_ENDPOINT_URL points it at an emulator.
-        let s3 = driftwatch_provider_aws::state::S3BackendConfig {
-            endpoint_url: std::env::var("AWS_ENDPOINT_URL_S3")
-                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                .ok(),
-            ..Default::default()
+        // AWS_ENDPOINT_URL points it at an emulator, as DRIFTWATCH_AZURERM_ENDPOINT does
+        // for `azurerm://`.
+        let backends = iac::remote::Backends {
+            s3: driftwatch_provider_aws::state::S3BackendConfig {
+                endpoint_url: std::env::var("AWS_ENDPOINT_URL_S3")
+                    .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                    .ok(),
+                ..Default::default()
+            },
+            azurerm: driftwatch_provider_azure::state::AzurermBackendConfig {
+                endpoint: std::env::var("DRIFTWATCH_AZURERM_ENDPOINT").ok(),
+                ..Default::default()
+            },
         };
-        match runtime.block_on(iac::remote::load(&remote, &s3)) {
+        match runtime.block_on(iac::remote::load(&remote, &backends)) {
             Ok(fs) => {
                 count += fs.len();
                 all.extend(fs.into_iter().flat_map(|f| f.resources));

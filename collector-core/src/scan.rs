@@ -302,8 +302,8 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
     };
 
     let remote_task = {
-        let s3 = config.iac.s3.clone();
-        tokio::spawn(async move { remote::load(&remote_states, &s3).await })
+        let backends = config.iac.backends();
+        tokio::spawn(async move { remote::load(&remote_states, &backends).await })
     };
 
     let mut tasks = Vec::new();

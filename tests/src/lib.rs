@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+pub mod arm_fixture;
 pub mod aws_fixture;
 pub mod moto;
 

@@ -1,5 +1,6 @@
 //! Azure Resource Graph results (`az graph query -o json`), bare arrays of rows, and ARM
-//! list responses (`{"value": [...]}`).
+//! list responses (`{"value": [...]}`); the mapping of ARM objects to azurerm shapes is
+//! shared with the Azure provider.
 
 use crate::json::{
     as_bool, as_int, first_str, input_err, kind, last_segment, new_resource, port_range, put,
@@ -13,7 +14,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Terraform types this format emits.
-pub(crate) const TYPES: &[&str] = &[
+pub const TYPES: &[&str] = &[
     "azurerm_network_security_group",
     "azurerm_virtual_network",
     "azurerm_subnet",
@@ -26,6 +27,8 @@ const VNET: &str = "microsoft.network/virtualnetworks";
 const SUBNET: &str = "microsoft.network/virtualnetworks/subnets";
 const STORAGE: &str = "microsoft.storage/storageaccounts";
 const RESOURCE_GROUP: &str = "microsoft.resources/subscriptions/resourcegroups";
+/// The type ARM's own resource-group list reports, where Resource Graph says the above.
+const RESOURCE_GROUP_ARM: &str = "microsoft.resources/resourcegroups";
 
 /// Reads Resource Graph files, dropping rows seen twice (overlapping queries).
 #[derive(Default)]
@@ -158,38 +161,17 @@ impl Reader {
         if ty.starts_with("microsoft.resources/subscriptions") {
             self.containers = true;
         }
-        if !matches!(ty.as_str(), NSG | VNET | SUBNET | STORAGE | RESOURCE_GROUP) {
-            *self
-                .skipped
-                .entry(format!("row(s) of unsupported type {ty}"))
-                .or_default() += 1;
-            return Ok(());
-        }
-        let row = Row::new(row, subscription);
-        match ty.as_str() {
-            NSG => {
-                let r = nsg(&row);
-                self.push(r);
-            }
-            VNET => {
-                let (vnet, subnets) = vnet(&row);
-                self.push(vnet);
-                for s in subnets {
-                    self.push(s);
+        match map_arm_object(&ty, row, subscription) {
+            Some(rs) => {
+                for r in rs {
+                    self.push(r);
                 }
             }
-            SUBNET => {
-                let vnet_name = segment_after(&row.id, "virtualNetworks").unwrap_or("");
-                let r = subnet_resource(&row.row, vnet_name, &row);
-                self.push(r);
-            }
-            STORAGE => {
-                let r = storage(&row);
-                self.push(r);
-            }
-            _ => {
-                let r = resource_group(&row);
-                self.push(r);
+            None => {
+                *self
+                    .skipped
+                    .entry(format!("row(s) of unsupported type {ty}"))
+                    .or_default() += 1;
             }
         }
         Ok(())
@@ -233,6 +215,38 @@ impl Reader {
             has_resource_groups: self.containers,
         }
     }
+}
+
+/// Maps one ARM resource object, as ARM list calls and Resource Graph return it, to the
+/// azurerm-shaped resources it holds (a virtual network yields its subnets as well); `None`
+/// for a type driftwatch does not model. `ty` is the lowercased ARM type.
+pub fn map_arm_object(ty: &str, row: Value, subscription: Option<String>) -> Option<Vec<Resource>> {
+    if !matches!(
+        ty,
+        NSG | VNET | SUBNET | STORAGE | RESOURCE_GROUP | RESOURCE_GROUP_ARM
+    ) {
+        return None;
+    }
+    let subscription = subscription.or_else(|| {
+        first_str(&row, &["id"])
+            .and_then(|id| segment_after(id, "subscriptions"))
+            .map(str::to_string)
+    });
+    let row = Row::new(row, subscription);
+    Some(match ty {
+        NSG => vec![nsg(&row)],
+        VNET => {
+            let (vnet, mut subnets) = vnet(&row);
+            subnets.insert(0, vnet);
+            subnets
+        }
+        SUBNET => {
+            let vnet_name = segment_after(&row.id, "virtualNetworks").unwrap_or("");
+            vec![subnet_resource(&row.row, vnet_name, &row)]
+        }
+        STORAGE => vec![storage(&row)],
+        _ => vec![resource_group(&row)],
+    })
 }
 
 /// One row with the fields every mapping needs.

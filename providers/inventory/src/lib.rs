@@ -9,7 +9,7 @@
 #![warn(missing_docs)]
 
 mod aws;
-mod azure;
+pub mod azure;
 mod gcp;
 mod json;
 

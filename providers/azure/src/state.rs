@@ -1,0 +1,102 @@
+//! The azurerm state backend: lists and reads Terraform states from Blob storage,
+//! `azurerm://account/container/key.tfstate` locations, globs included.
+//!
+//! Credentials follow Terraform's azurerm backend: `ARM_ACCESS_KEY` (a storage account key),
+//! else `ARM_SAS_TOKEN`, else Azure AD through the credential chain.
+
+use crate::arm::{credential, describe};
+use azure_storage::{CloudLocation, StorageCredentials};
+use azure_storage_blobs::prelude::{BlobServiceClient, ClientBuilder};
+use futures::StreamExt;
+use serde::Deserialize;
+
+/// `[iac.azurerm]`: where and as whom the azurerm state backend reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzurermBackendConfig {
+    /// Blob endpoint, `{account}` replaced by the location's account (default
+    /// `https://{account}.blob.core.windows.net`; Azurite: `http://127.0.0.1:10000/{account}`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Sign in with Azure AD even when a key or SAS token is in the environment.
+    #[serde(default)]
+    pub use_azuread: bool,
+    /// Login authority for Azure AD (sovereign clouds).
+    #[serde(default)]
+    pub authority_host: Option<String>,
+}
+
+/// Why a state could not be listed or read from Blob storage.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AzureStateError {
+    /// What failed, with the service's own words.
+    pub message: String,
+}
+
+fn err(message: String) -> AzureStateError {
+    AzureStateError { message }
+}
+
+/// A connected reader of one storage account's states.
+#[derive(Clone)]
+pub struct AzureStates {
+    service: BlobServiceClient,
+}
+
+impl AzureStates {
+    /// Picks the credentials and the endpoint; nothing is called until a list or get.
+    pub fn connect(cfg: &AzurermBackendConfig, account: &str) -> Result<Self, AzureStateError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let credentials = match (cfg.use_azuread, env("ARM_ACCESS_KEY"), env("ARM_SAS_TOKEN")) {
+            (false, Some(key), _) => StorageCredentials::access_key(account.to_string(), key),
+            (false, None, Some(sas)) => StorageCredentials::sas_token(sas)
+                .map_err(|e| err(format!("ARM_SAS_TOKEN is not a SAS token: {e}")))?,
+            _ => StorageCredentials::token_credential(
+                credential(cfg.authority_host.as_deref()).map_err(err)?,
+            ),
+        };
+        let uri = cfg
+            .endpoint
+            .as_deref()
+            .unwrap_or("https://{account}.blob.core.windows.net")
+            .replace("{account}", account);
+        let location = CloudLocation::Custom {
+            account: account.to_string(),
+            uri: uri.trim_end_matches('/').to_string(),
+        };
+        Ok(AzureStates {
+            service: ClientBuilder::with_location(location, credentials).blob_service_client(),
+        })
+    }
+
+    /// Every blob name in `container` that starts with `prefix`.
+    pub async fn list(
+        &self,
+        container: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, AzureStateError> {
+        let mut pages = self
+            .service
+            .container_client(container)
+            .list_blobs()
+            .prefix(prefix.to_string())
+            .into_stream();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| err(format!("listing blobs: {}", describe(&e))))?;
+            names.extend(page.blobs.blobs().map(|b| b.name.clone()));
+        }
+        Ok(names)
+    }
+
+    /// The content of one blob.
+    pub async fn get(&self, container: &str, key: &str) -> Result<Vec<u8>, AzureStateError> {
+        self.service
+            .container_client(container)
+            .blob_client(key)
+            .get_content()
+            .await
+            .map_err(|e| err(format!("reading the blob: {}", describe(&e))))
+    }
+}
