@@ -4,6 +4,7 @@
 
 pub mod arm_fixture;
 pub mod aws_fixture;
+pub mod azurite;
 pub mod moto;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 
 use aws_config::{BehaviorVersion, Region};
 use driftwatch_core::config::Config;
-use driftwatch_core::iac::remote::{load, parse_location};
+use driftwatch_core::iac::remote::{load, parse_location, Backends};
 use driftwatch_core::scan;
 use driftwatch_plugin_sdk::{FindingKind, ScanReport};
 use driftwatch_provider_aws::state::S3BackendConfig;
@@ -82,9 +82,12 @@ fn states_are_read_from_s3_locations() {
                 .unwrap();
         }
     });
-    let backend = S3BackendConfig {
-        endpoint_url: Some(moto.endpoint.clone()),
-        region: Some("us-east-1".into()),
+    let backend = Backends {
+        s3: S3BackendConfig {
+            endpoint_url: Some(moto.endpoint.clone()),
+            region: Some("us-east-1".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let read = |urls: &[&str]| {

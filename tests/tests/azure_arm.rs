@@ -10,70 +10,13 @@ use driftwatch_plugin_sdk::{
     CollectContext, CollectReport, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport,
 };
 use driftwatch_provider_azure::AzureProvider;
-use driftwatch_tests::arm_fixture::{storage_account, ArmFixture, ArmSpec, SUBSCRIPTION};
+use driftwatch_tests::arm_fixture::{
+    storage_account, terraform_state as state, ArmFixture, ArmSpec, RG1, RG2, SUBSCRIPTION,
+};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-
-const RG1: &str = "/subscriptions/subid/resourceGroups/rg1";
-const RG2: &str = "/subscriptions/subid/resourceGroups/rg2";
-
-/// The Terraform state of Microsoft's example estate, as the azurerm provider writes it.
-fn state() -> Value {
-    let res = |ty: &str, name: &str, attrs: Value| {
-        json!({"mode": "managed", "type": ty, "name": name,
-               "provider": "provider[\"registry.terraform.io/hashicorp/azurerm\"]",
-               "instances": [{"schema_version": 0, "attributes": attrs}]})
-    };
-    let nsg = |rg: &str, rg_name: &str, name: &str, location: &str, rules: Value| {
-        json!({"id": format!("{rg}/providers/Microsoft.Network/networkSecurityGroups/{name}"),
-            "name": name, "location": location, "resource_group_name": rg_name,
-            "security_rule": rules, "tags": {}})
-    };
-    json!({"version": 4, "terraform_version": "1.9.8", "serial": 3, "lineage": "arm",
-        "outputs": {}, "resources": [
-        res("azurerm_resource_group", "rg1", json!({"id": RG1, "name": "rg1",
-            "location": "westus", "tags": {}})),
-        res("azurerm_resource_group", "rg2", json!({"id": RG2, "name": "rg2",
-            "location": "westus", "tags": {}})),
-        res("azurerm_network_security_group", "nsg1", nsg(RG1, "rg1", "nsg1", "westus", json!([]))),
-        // Terraform wrote this id with other casing than ARM returns: ARM ids are
-        // case-insensitive, so it is the same group.
-        res("azurerm_network_security_group", "nsg3",
-            nsg("/subscriptions/SUBID/resourcegroups/RG2", "RG2", "nsg3", "westus", json!([]))),
-        // The rule of `testnsg` declared as its own resource: reconciled with the group's.
-        res("azurerm_network_security_group", "testnsg",
-            nsg(RG1, "rg1", "testnsg", "eastus", json!([]))),
-        res("azurerm_network_security_rule", "rule1", json!({
-            "id": format!("{RG1}/providers/Microsoft.Network/networkSecurityGroups/testnsg/securityRules/rule1"),
-            "network_security_group_name": "testnsg", "resource_group_name": "rg1",
-            "name": "rule1", "priority": 130, "direction": "Inbound", "access": "Allow",
-            "protocol": "*", "source_port_range": "*", "destination_port_range": "80",
-            "source_address_prefix": "*", "destination_address_prefix": "*"})),
-        res("azurerm_virtual_network", "vnet1", json!({
-            "id": format!("{RG1}/providers/Microsoft.Network/virtualNetworks/vnet1"),
-            "name": "vnet1", "location": "westus", "resource_group_name": "rg1",
-            "address_space": ["10.0.0.0/8"], "dns_servers": [], "tags": {}})),
-        res("azurerm_subnet", "test1", json!({
-            "id": format!("{RG1}/providers/Microsoft.Network/virtualNetworks/vnet1/subnets/test-1"),
-            "name": "test-1", "resource_group_name": "rg1", "virtual_network_name": "vnet1",
-            "address_prefixes": ["10.0.0.0/24"], "service_endpoints": []})),
-        res("azurerm_virtual_network", "vnet2", json!({
-            "id": format!("{RG2}/providers/Microsoft.Network/virtualNetworks/vnet2"),
-            "name": "vnet2", "location": "westus", "resource_group_name": "rg2",
-            "address_space": ["10.0.0.0/16"], "dns_servers": ["8.8.8.8"], "tags": {}})),
-        res("azurerm_storage_account", "state", json!({
-            "id": format!("{RG1}/providers/Microsoft.Storage/storageAccounts/acmetfstate"),
-            "name": "acmetfstate", "location": "westus", "resource_group_name": "rg1",
-            "account_kind": "StorageV2", "account_tier": "Standard",
-            "account_replication_type": "LRS", "access_tier": "Hot",
-            "https_traffic_only_enabled": true, "min_tls_version": "TLS1_2",
-            "allow_nested_items_to_be_public": false, "public_network_access_enabled": true,
-            "shared_access_key_enabled": true, "is_hns_enabled": false,
-            "tags": {"owner": "platform"}})),
-    ]})
-}
 
 fn scan_now(dir: &Path, fixture: &ArmFixture) -> ScanReport {
     ArmFixture::credentials_env();
