@@ -171,6 +171,30 @@ impl ProviderError {
             message: message.into(),
         }
     }
+
+    /// A config error from serde's message, with the unknown key as its path when serde
+    /// names one.
+    pub fn from_settings(e: &serde_json::Error) -> Self {
+        let message = e.to_string();
+        let path = message
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .unwrap_or("")
+            .to_string();
+        ProviderError::Config { path, message }
+    }
+
+    /// A config error for the first of `values` (key, value) that is zero where at least
+    /// one is required.
+    pub fn check_positive(values: &[(&str, Option<u64>)]) -> Result<(), ProviderError> {
+        match values.iter().find(|(_, v)| *v == Some(0)) {
+            Some((key, _)) => Err(ProviderError::Config {
+                path: key.to_string(),
+                message: "must be at least 1".into(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A source of live resources: a cloud API client, an inventory reader, a third-party plugin.

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -200,42 +200,14 @@ fn serve(conn: TcpStream, state: &State, seen: &Mutex<Vec<Seen>>) {
     let (spec, endpoint, counts) = state;
     let mut reader = BufReader::new(conn.try_clone().expect("clone the socket"));
     let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("/").to_string();
-        let (mut length, mut auth) = (0usize, String::new());
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if k.eq_ignore_ascii_case("authorization") {
-                    auth = v.trim().to_string();
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(req) = crate::read_request(&mut reader) {
+        let (method, target, body) = (req.method.clone(), req.target.clone(), &req.body);
+        let auth = req.header("authorization").unwrap_or("").to_string();
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let path = path.to_ascii_lowercase();
         let mut headers = vec![("Content-Type", "application/json".to_string())];
         let (status, reply) = if method == "POST" && path.ends_with("/oauth2/v2.0/token") {
-            let form = String::from_utf8_lossy(&body);
+            let form = String::from_utf8_lossy(body);
             if !spec.reject_tokens && form.contains("client_secret=fixture-secret") {
                 (
                     200,

@@ -3,7 +3,7 @@
 //! injects throttling or server errors on demand. It counts every request it answers.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -74,32 +74,8 @@ impl AwsFixture {
 fn serve(conn: TcpStream, spec: &Spec, seen: &Mutex<Seen>) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone the socket"));
     let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some(req) = crate::read_request(&mut reader) {
+        let (target, body) = (req.target, req.body);
         let mut params: HashMap<String, String> = form(&String::from_utf8_lossy(&body));
         if let Some((_, q)) = target.split_once('?') {
             params.extend(form(q));

@@ -7,7 +7,13 @@ pub mod aws_fixture;
 pub mod azurite;
 pub mod moto;
 
-use std::path::PathBuf;
+use driftwatch_core::config::Config;
+use driftwatch_core::scan;
+use driftwatch_plugin_sdk::ScanReport;
+use indicatif::{MultiProgress, ProgressDrawTarget};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
@@ -22,4 +28,76 @@ pub fn fixtures(sub: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(sub)
+}
+
+/// Writes `text` as `driftwatch.toml` in `dir` and runs one scan of it in-process, on a
+/// runtime of its own, without progress bars.
+pub fn scan_config(dir: &Path, text: &str) -> ScanReport {
+    let path = dir.join("driftwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::parse(&path, text, &|_| None).unwrap();
+    let prepared = scan::prepare(config, &[]).unwrap();
+    let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(scan::run(prepared, &hidden)).unwrap().report
+}
+
+/// One HTTP/1.1 request as the fixture servers read it.
+pub struct HttpRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Path and query as sent.
+    pub target: String,
+    /// Header names (lowercased) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body, `Content-Length` bytes of it.
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads the next request of a keep-alive connection; `None` once the client closed it.
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(HttpRequest {
+        method,
+        target,
+        headers,
+        body,
+    })
 }

@@ -2,11 +2,8 @@
 //! host and run against a real moto server: it lists the same estate as the linked-in
 //! provider, through the C ABI.
 
-use driftwatch_core::config::Config;
-use driftwatch_core::scan;
 use driftwatch_tests::moto::Moto;
-use driftwatch_tests::repo_root;
-use indicatif::{MultiProgress, ProgressDrawTarget};
+use driftwatch_tests::{repo_root, scan_config};
 use serde_json::json;
 use std::process::Command;
 
@@ -57,12 +54,7 @@ fn the_aws_plugin_lists_moto_through_the_abi() {
         lib.display(),
         moto.endpoint
     );
-    let path = dir.path().join("driftwatch.toml");
-    std::fs::write(&path, &text).unwrap();
-    let config = Config::parse(&path, &text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
-    let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
-    let report = rt.block_on(scan::run(prepared, &hidden)).unwrap().report;
+    let report = scan_config(dir.path(), &text);
     let p = &report.summary.providers[0];
     assert_eq!((p.kind.as_str(), p.status.as_str()), ("aws-plugin", "ok"));
     assert!(p.api_calls > 0);

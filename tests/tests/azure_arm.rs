@@ -4,8 +4,6 @@
 //! finding, every `nextLink` is followed, 429 is retried after `Retry-After`, and a listing
 //! that keeps failing leaves its scope incomplete instead of calling resources missing.
 
-use driftwatch_core::config::Config;
-use driftwatch_core::scan;
 use driftwatch_plugin_sdk::{
     CollectContext, CollectReport, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport,
 };
@@ -13,7 +11,7 @@ use driftwatch_provider_azure::AzureProvider;
 use driftwatch_tests::arm_fixture::{
     storage_account, terraform_state as state, ArmFixture, ArmSpec, RG1, RG2, SUBSCRIPTION,
 };
-use indicatif::{MultiProgress, ProgressDrawTarget};
+use driftwatch_tests::scan_config;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -24,13 +22,7 @@ fn scan_now(dir: &Path, fixture: &ArmFixture) -> ScanReport {
         "[iac]\nstates = [\"main.tfstate\"]\n\n[[providers]]\nkind = \"azure\"\n{}",
         fixture.provider_settings()
     );
-    let path = dir.join("driftwatch.toml");
-    std::fs::write(&path, &text).unwrap();
-    let config = Config::parse(&path, &text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
-    let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(scan::run(prepared, &hidden)).unwrap().report
+    scan_config(dir, &text)
 }
 
 fn findings(report: &ScanReport) -> Vec<(FindingKind, String, Vec<String>)> {

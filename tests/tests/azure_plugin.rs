@@ -2,11 +2,8 @@
 //! host and run against the ARM fixture server: the estate in sync gives no finding through
 //! the C ABI either.
 
-use driftwatch_core::config::Config;
-use driftwatch_core::scan;
 use driftwatch_tests::arm_fixture::{terraform_state, ArmFixture, ArmSpec};
-use driftwatch_tests::repo_root;
-use indicatif::{MultiProgress, ProgressDrawTarget};
+use driftwatch_tests::{repo_root, scan_config};
 use std::process::Command;
 
 #[test]
@@ -40,13 +37,7 @@ fn the_azure_plugin_lists_the_fixture_through_the_abi() {
         lib.display(),
         fixture.provider_settings()
     );
-    let path = dir.path().join("driftwatch.toml");
-    std::fs::write(&path, &text).unwrap();
-    let config = Config::parse(&path, &text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
-    let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let report = rt.block_on(scan::run(prepared, &hidden)).unwrap().report;
+    let report = scan_config(dir.path(), &text);
     let p = &report.summary.providers[0];
     assert_eq!((p.kind.as_str(), p.status.as_str()), ("azure-plugin", "ok"));
     assert_eq!(p.api_calls, fixture.seen().len() as u64);

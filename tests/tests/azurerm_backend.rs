@@ -4,13 +4,11 @@
 
 use azure_storage::{CloudLocation, StorageCredentials};
 use azure_storage_blobs::prelude::ClientBuilder;
-use driftwatch_core::config::Config;
 use driftwatch_core::iac::remote::{load, parse_location, Backends};
-use driftwatch_core::scan;
 use driftwatch_provider_azure::state::AzurermBackendConfig;
 use driftwatch_tests::arm_fixture::{terraform_state, ArmFixture, ArmSpec};
 use driftwatch_tests::azurite::{Azurite, ACCOUNT, KEY};
-use indicatif::{MultiProgress, ProgressDrawTarget};
+use driftwatch_tests::scan_config;
 use serde_json::json;
 
 #[test]
@@ -87,12 +85,7 @@ fn states_are_read_from_blob_storage() {
         azurite.endpoint_template(),
         fixture.provider_settings()
     );
-    let path = dir.path().join("driftwatch.toml");
-    std::fs::write(&path, &text).unwrap();
-    let config = Config::parse(&path, &text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
-    let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
-    let report = rt.block_on(scan::run(prepared, &hidden)).unwrap().report;
+    let report = scan_config(dir.path(), &text);
     assert!(!report.summary.partial);
     assert_eq!(report.findings.len(), 0, "{:?}", report.findings);
     assert_eq!(report.summary.resources.declared, 10);

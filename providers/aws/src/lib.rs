@@ -193,16 +193,6 @@ pub(crate) fn api_error(op: &str, e: impl std::error::Error) -> String {
     msg
 }
 
-fn config_error(e: serde_json::Error) -> ProviderError {
-    let msg = e.to_string();
-    let path = msg
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-        .unwrap_or("")
-        .to_string();
-    ProviderError::Config { path, message: msg }
-}
-
 #[async_trait]
 impl Provider for AwsProvider {
     fn info(&self) -> ProviderInfo {
@@ -219,19 +209,13 @@ impl Provider for AwsProvider {
     }
 
     fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let cfg: AwsConfig = serde_json::from_value(config.clone()).map_err(config_error)?;
-        for (key, value) in [
+        let cfg: AwsConfig =
+            serde_json::from_value(config.clone()).map_err(|e| ProviderError::from_settings(&e))?;
+        ProviderError::check_positive(&[
             ("concurrency", cfg.concurrency.map(|c| c as u64)),
             ("rate_limit", cfg.rate_limit.map(u64::from)),
             ("max_attempts", cfg.max_attempts.map(u64::from)),
-        ] {
-            if value == Some(0) {
-                return Err(ProviderError::Config {
-                    path: key.into(),
-                    message: "must be at least 1".into(),
-                });
-            }
-        }
+        ])?;
         for (i, a) in cfg.accounts.iter().enumerate() {
             if a.profile.is_none() && a.role_arn.is_none() {
                 return Err(ProviderError::Config {

@@ -234,16 +234,6 @@ fn scope(subscription: Option<&str>, ty: &str, error: Option<String>) -> Scope {
     }
 }
 
-fn config_error(e: serde_json::Error) -> ProviderError {
-    let msg = e.to_string();
-    let path = msg
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-        .unwrap_or("")
-        .to_string();
-    ProviderError::Config { path, message: msg }
-}
-
 #[async_trait]
 impl Provider for AzureProvider {
     fn info(&self) -> ProviderInfo {
@@ -256,19 +246,13 @@ impl Provider for AzureProvider {
     }
 
     fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let cfg: AzureConfig = serde_json::from_value(config.clone()).map_err(config_error)?;
-        for (key, value) in [
+        let cfg: AzureConfig =
+            serde_json::from_value(config.clone()).map_err(|e| ProviderError::from_settings(&e))?;
+        ProviderError::check_positive(&[
             ("concurrency", cfg.concurrency.map(|c| c as u64)),
             ("rate_limit", cfg.rate_limit.map(u64::from)),
             ("max_attempts", cfg.max_attempts.map(u64::from)),
-        ] {
-            if value == Some(0) {
-                return Err(ProviderError::Config {
-                    path: key.into(),
-                    message: "must be at least 1".into(),
-                });
-            }
-        }
+        ])?;
         let (endpoint, _) = cfg.endpoints().map_err(|message| ProviderError::Config {
             path: "cloud".into(),
             message,
