@@ -144,7 +144,7 @@ fn validate_reports_every_problem_with_its_line() {
     assert_eq!(code, 1);
     for needle in [
         "driftwatch.toml:2: `iac.states[0]`: no state file matches",
-        "driftwatch.toml:2: `iac.states[1]`: state location `gcs://b/k.tfstate`: the `gcs://` backend is not available in this build (available: `s3://`)",
+        "driftwatch.toml:2: `iac.states[1]`: state location `gcs://b/k.tfstate`: the `gcs://` backend is not available in this build (available: `s3://`, `azurerm://`)",
         "driftwatch.toml:2: `iac.states[2]`: state location `s3://bucket`: expected `s3://bucket/key.tfstate`",
         "driftwatch.toml:11: `providers[0].bogus`",
         "driftwatch.toml:14: `providers[1].kind`: unknown provider kind `nope`",
