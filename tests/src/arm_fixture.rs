@@ -33,6 +33,8 @@ pub struct ArmSpec {
     pub fail: Vec<String>,
     /// Refuse every client secret, as Azure AD does a wrong or expired one.
     pub reject_tokens: bool,
+    /// Origin (`http://host:port`) that `nextLink`s point to instead of the fixture's own.
+    pub next_link_origin: Option<String>,
 }
 
 /// The list paths of the four listings the provider makes in `sub`.
@@ -148,6 +150,10 @@ pub struct ArmFixture {
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// Statuses of the token requests answered, recorded beside the ARM requests as path
+/// `token`.
+const TOKEN_PATH: &str = "token";
+
 impl ArmFixture {
     /// Starts the server on a free loopback port.
     pub fn start(spec: ArmSpec) -> ArmFixture {
@@ -167,7 +173,20 @@ impl ArmFixture {
 
     /// Every ARM request answered so far (token requests excluded).
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        let all = self.seen.lock().unwrap();
+        all.iter()
+            .filter(|s| s.path != TOKEN_PATH)
+            .cloned()
+            .collect()
+    }
+
+    /// The statuses of the token requests answered so far.
+    pub fn token_statuses(&self) -> Vec<u16> {
+        let all = self.seen.lock().unwrap();
+        all.iter()
+            .filter(|s| s.path == TOKEN_PATH)
+            .map(|s| s.status)
+            .collect()
     }
 
     /// ARM requests answered so far whose path contains `part`.
@@ -208,18 +227,27 @@ fn serve(conn: TcpStream, state: &State, seen: &Mutex<Vec<Seen>>) {
         let mut headers = vec![("Content-Type", "application/json".to_string())];
         let (status, reply) = if method == "POST" && path.ends_with("/oauth2/v2.0/token") {
             let form = String::from_utf8_lossy(body);
-            if !spec.reject_tokens && form.contains("client_secret=fixture-secret") {
+            let (status, reply) = if !spec.reject_tokens
+                && form.contains("client_secret=fixture-secret")
+            {
                 (
                     200,
-                    json!({"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600,
-                           "access_token": TOKEN}),
+                    json!({"token_type": "Bearer", "expires_in": 3600,
+                               "ext_expires_in": 3600, "access_token": TOKEN}),
                 )
             } else {
                 (
                     401,
-                    json!({"error": "invalid_client", "error_description": "AADSTS7000215"}),
+                    json!({"error": "invalid_client",
+                               "error_description": "AADSTS7000215: Invalid client secret provided."}),
                 )
-            }
+            };
+            seen.lock().unwrap().push(Seen {
+                path: TOKEN_PATH.into(),
+                status,
+                at: Instant::now(),
+            });
+            (status, reply)
         } else {
             let n = {
                 let mut c = counts.lock().unwrap();
@@ -304,8 +332,9 @@ fn arm(
     let end = (skip + page).min(items.len());
     let mut body = json!({"value": items[skip.min(end)..end]});
     if end < items.len() {
+        let origin = spec.next_link_origin.as_deref().unwrap_or(endpoint);
         body["nextLink"] = json!(format!(
-            "{endpoint}{path}?api-version={api_version}&%24skiptoken={end}"
+            "{origin}{path}?api-version={api_version}&%24skiptoken={end}"
         ));
     }
     (200, body)

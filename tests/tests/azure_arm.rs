@@ -272,7 +272,10 @@ fn bad_credentials_fail_the_provider_with_the_reason() {
     let err = rt
         .block_on(p.collect(&CollectContext::new(100), &mut Gather::default()))
         .unwrap_err();
-    assert!(err.to_string().to_lowercase().contains("token"), "{err}");
+    assert!(err.to_string().contains("token"), "{err}");
+    // Azure AD was asked and refused; ARM never saw a request.
+    assert!(!fixture.token_statuses().is_empty());
+    assert!(fixture.token_statuses().iter().all(|&s| s == 401));
     assert_eq!(fixture.seen().len(), 0, "no ARM request without a token");
 }
 
@@ -303,4 +306,42 @@ fn subscriptions_are_listed_when_none_is_configured() {
         .iter()
         .all(|s| s.account.as_deref() == Some("subid")));
     assert_eq!(out.0.len(), 3 + 2 + 1 + 3 + 1);
+}
+
+#[test]
+fn a_next_link_to_another_host_is_refused_not_followed() {
+    // Another origin on loopback that nothing serves: were the token sent there, the
+    // listing would fail with a connection error instead of the refusal.
+    let mut spec = ArmSpec::examples();
+    spec.page = 1;
+    spec.next_link_origin = Some("http://127.0.0.1:9".into());
+    let fixture = ArmFixture::start(spec);
+    let (_, report) = collect(&fixture, json!({"max_attempts": 1})).unwrap();
+    let nsg = report
+        .scopes
+        .iter()
+        .find(|s| s.r#type == "azurerm_network_security_group")
+        .unwrap();
+    assert!(!nsg.complete);
+    let error = nsg.error.as_deref().unwrap();
+    assert!(
+        error.contains("refusing to send the ARM token to http://127.0.0.1:9"),
+        "{error}"
+    );
+    // The storage listing has one item, so one page and no nextLink: it completes.
+    assert!(report
+        .scopes
+        .iter()
+        .any(|s| s.r#type == "azurerm_storage_account" && s.complete));
+}
+
+#[test]
+fn a_subscription_listed_twice_is_a_config_error() {
+    let mut p = AzureProvider::default();
+    let err = p
+        .configure(&json!({"subscriptions": ["abc", "ABC"]}))
+        .unwrap_err();
+    assert!(err.to_string().contains("subscriptions[1]"), "{err}");
+    let err = p.configure(&json!({"concurrency": 100000})).unwrap_err();
+    assert!(err.to_string().contains("concurrency"), "{err}");
 }

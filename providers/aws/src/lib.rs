@@ -216,6 +216,12 @@ impl Provider for AwsProvider {
             ("rate_limit", cfg.rate_limit.map(u64::from)),
             ("max_attempts", cfg.max_attempts.map(u64::from)),
         ])?;
+        if cfg.concurrency.is_some_and(|c| c > 256) {
+            return Err(ProviderError::Config {
+                path: "concurrency".into(),
+                message: "must be at most 256".into(),
+            });
+        }
         for (i, a) in cfg.accounts.iter().enumerate() {
             if a.profile.is_none() && a.role_arn.is_none() {
                 return Err(ProviderError::Config {

@@ -93,7 +93,7 @@ pub(crate) struct Arm {
 impl Arm {
     /// Builds the clients; nothing is sent until a listing starts.
     pub(crate) fn connect(cfg: &AzureConfig) -> Result<Arm, String> {
-        let (endpoint, authority) = cfg.endpoints()?;
+        let (endpoint, authority, audience) = cfg.endpoints()?;
         let endpoint = Url::parse(&endpoint).map_err(|e| format!("endpoint `{endpoint}`: {e}"))?;
         let credential = credential(authority.as_deref())?;
         let calls = Arc::new(AtomicU64::new(0));
@@ -117,7 +117,8 @@ impl Arm {
                 .max_delay(Duration::from_secs(30))
                 .max_total_elapsed(Duration::from_secs(300)),
         );
-        let scope = format!("{}/.default", endpoint.as_str().trim_end_matches('/'));
+        // The token's audience is the cloud's ARM, also when `endpoint` reaches it another way.
+        let scope = format!("{}/.default", audience.trim_end_matches('/'));
         let scopes = [scope.as_str()];
         let bad = |e: azure_core::Error| format!("cannot build the ARM client: {e}");
         macro_rules! client {
@@ -211,16 +212,22 @@ pub(crate) fn credential(authority: Option<&str>) -> Result<Arc<dyn TokenCredent
         Some(host) => {
             let mut options = azure_identity::TokenCredentialOptions::default();
             options.set_authority_host(host.to_string());
-            azure_identity::DefaultAzureCredentialBuilder::new()
-                .with_options(options)
-                .build()
-                .map(|c| Arc::new(c) as Arc<dyn TokenCredential>)
+            if std::env::var_os("AZURE_CREDENTIAL_KIND").is_some() {
+                azure_identity::SpecificAzureCredential::create(options)
+                    .map(|c| Arc::new(c) as Arc<dyn TokenCredential>)
+            } else {
+                azure_identity::DefaultAzureCredentialBuilder::new()
+                    .with_options(options)
+                    .build()
+                    .map(|c| Arc::new(c) as Arc<dyn TokenCredential>)
+            }
         }
     };
     built.map_err(|e| format!("no Azure credentials: {}", describe(&e)))
 }
 
 /// An azure_core error with its source chain: the ARM error code and message live there.
+/// SAS signatures in URLs the chain quotes are blanked out.
 pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
@@ -232,7 +239,22 @@ pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         }
         src = s.source();
     }
-    msg
+    redact(&msg)
+}
+
+/// Blanks the value of every `sig=` parameter: a SAS token's signature is its secret.
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("sig=") {
+        out.push_str(&rest[..i + 4]);
+        out.push_str("REDACTED");
+        rest = &rest[i + 4..];
+        let end = rest.find(['&', ' ', '"', '\'', ')']).unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -247,5 +269,15 @@ mod tests {
         assert_eq!(subscription_of(&u), "abc");
         let u = Url::parse("https://m/subscriptions?api-version=1").unwrap();
         assert_eq!(subscription_of(&u), "");
+    }
+
+    #[test]
+    fn sas_signatures_never_reach_a_message() {
+        assert_eq!(
+            redact("GET https://a.blob/c?sv=2022&sig=abc%2Fdef&se=1 failed"),
+            "GET https://a.blob/c?sv=2022&sig=REDACTED&se=1 failed"
+        );
+        assert_eq!(redact("sig=tail"), "sig=REDACTED");
+        assert_eq!(redact("nothing here"), "nothing here");
     }
 }

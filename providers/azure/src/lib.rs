@@ -51,6 +51,10 @@ pub struct AzureConfig {
     /// Login authority, overriding the cloud's (`AZURE_AUTHORITY_HOST` otherwise).
     #[serde(default)]
     pub authority_host: Option<String>,
+    /// Audience of the ARM token, overriding the cloud's ARM endpoint (which stays the
+    /// audience when `endpoint` points elsewhere).
+    #[serde(default)]
+    pub audience: Option<String>,
     /// Most listings in flight at once (default 4).
     #[serde(default)]
     pub concurrency: Option<usize>,
@@ -67,9 +71,9 @@ pub struct AzureConfig {
 }
 
 impl AzureConfig {
-    /// The ARM endpoint, and the login authority when one is set (the credential chain's
-    /// `AZURE_AUTHORITY_HOST` or the public cloud otherwise).
-    fn endpoints(&self) -> Result<(String, Option<String>), String> {
+    /// The ARM endpoint; the login authority when one is set (the credential chain's
+    /// `AZURE_AUTHORITY_HOST` or the public cloud otherwise); the token audience.
+    fn endpoints(&self) -> Result<(String, Option<String>, String), String> {
         let cloud = self.cloud.as_deref().unwrap_or("public");
         let Some(&(_, arm, login)) = arm::CLOUDS.iter().find(|(n, _, _)| *n == cloud) else {
             return Err(format!(
@@ -83,9 +87,13 @@ impl AzureConfig {
         Ok((
             self.endpoint.clone().unwrap_or_else(|| arm.to_string()),
             authority,
+            self.audience.clone().unwrap_or_else(|| arm.to_string()),
         ))
     }
 }
+
+/// Most listings in flight at once that `concurrency` may ask for.
+const MAX_CONCURRENCY: usize = 256;
 
 /// One subscription-wide list call and the Terraform types it answers for.
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +151,7 @@ macro_rules! all_pages {
         let mut pages = $pageable;
         let mut items: Vec<Value> = Vec::new();
         let mut failure = None;
-        while let Some(page) = pages.next().await {
+        'pages: while let Some(page) = pages.next().await {
             match page {
                 Ok(page) => {
                     for item in page.value {
@@ -151,7 +159,7 @@ macro_rules! all_pages {
                             Ok(v) => items.push(v),
                             Err(e) => {
                                 failure = Some(format!("{}: {e}", $op));
-                                break;
+                                break 'pages;
                             }
                         }
                     }
@@ -253,7 +261,13 @@ impl Provider for AzureProvider {
             ("rate_limit", cfg.rate_limit.map(u64::from)),
             ("max_attempts", cfg.max_attempts.map(u64::from)),
         ])?;
-        let (endpoint, _) = cfg.endpoints().map_err(|message| ProviderError::Config {
+        if cfg.concurrency.is_some_and(|c| c > MAX_CONCURRENCY) {
+            return Err(ProviderError::Config {
+                path: "concurrency".into(),
+                message: format!("must be at most {MAX_CONCURRENCY}"),
+            });
+        }
+        let (endpoint, _, _) = cfg.endpoints().map_err(|message| ProviderError::Config {
             path: "cloud".into(),
             message,
         })?;
@@ -263,11 +277,19 @@ impl Provider for AzureProvider {
                 message: format!("`{endpoint}` is not a URL: {e}"),
             });
         }
+        let mut seen = std::collections::HashSet::new();
         for (i, s) in cfg.subscriptions.iter().enumerate() {
             if s.is_empty() || s.contains(['/', '?', '#']) {
                 return Err(ProviderError::Config {
                     path: format!("subscriptions[{i}]"),
                     message: format!("`{s}` is not a subscription id"),
+                });
+            }
+            // Listed twice, every resource would be emitted twice and its copy unmatched.
+            if !seen.insert(s.to_ascii_lowercase()) {
+                return Err(ProviderError::Config {
+                    path: format!("subscriptions[{i}]"),
+                    message: format!("`{s}` is listed twice (ids are case-insensitive)"),
                 });
             }
         }

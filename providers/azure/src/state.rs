@@ -1,8 +1,8 @@
 //! The azurerm state backend: lists and reads Terraform states from Blob storage,
 //! `azurerm://account/container/key.tfstate` locations, globs included.
 //!
-//! Credentials follow Terraform's azurerm backend: `ARM_ACCESS_KEY` (a storage account key),
-//! else `ARM_SAS_TOKEN`, else Azure AD through the credential chain.
+//! Credentials: `ARM_ACCESS_KEY` (a storage account key) or `ARM_SAS_TOKEN`, the variables
+//! Terraform's azurerm backend reads, else Azure AD through the `AZURE_*` credential chain.
 
 use crate::arm::{credential, describe};
 use azure_storage::{CloudLocation, StorageCredentials};
@@ -42,20 +42,34 @@ fn err(message: String) -> AzureStateError {
 #[derive(Clone)]
 pub struct AzureStates {
     service: BlobServiceClient,
+    /// Which credential signs the requests, for error messages.
+    signed_with: &'static str,
 }
 
 impl AzureStates {
     /// Picks the credentials and the endpoint; nothing is called until a list or get.
     pub fn connect(cfg: &AzurermBackendConfig, account: &str) -> Result<Self, AzureStateError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let credentials = match (cfg.use_azuread, env("ARM_ACCESS_KEY"), env("ARM_SAS_TOKEN")) {
-            (false, Some(key), _) => StorageCredentials::access_key(account.to_string(), key),
-            (false, None, Some(sas)) => StorageCredentials::sas_token(sas)
-                .map_err(|e| err(format!("ARM_SAS_TOKEN is not a SAS token: {e}")))?,
-            _ => StorageCredentials::token_credential(
-                credential(cfg.authority_host.as_deref()).map_err(err)?,
-            ),
-        };
+        let (credentials, signed_with) =
+            match (cfg.use_azuread, env("ARM_ACCESS_KEY"), env("ARM_SAS_TOKEN")) {
+                (false, Some(key), _) => (
+                    StorageCredentials::access_key(account.to_string(), key),
+                    "the account key in ARM_ACCESS_KEY",
+                ),
+                (false, None, Some(sas)) => (
+                    // The parser's message would quote the token.
+                    StorageCredentials::sas_token(sas).map_err(|_| {
+                        err("ARM_SAS_TOKEN is not a SAS token (expected `sv=...&sig=...`)".into())
+                    })?,
+                    "the SAS token in ARM_SAS_TOKEN",
+                ),
+                _ => (
+                    StorageCredentials::token_credential(
+                        credential(cfg.authority_host.as_deref()).map_err(err)?,
+                    ),
+                    "Azure AD (the AZURE_* credential chain)",
+                ),
+            };
         let uri = cfg
             .endpoint
             .as_deref()
@@ -67,6 +81,7 @@ impl AzureStates {
         };
         Ok(AzureStates {
             service: ClientBuilder::with_location(location, credentials).blob_service_client(),
+            signed_with,
         })
     }
 
@@ -84,7 +99,13 @@ impl AzureStates {
             .into_stream();
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| err(format!("listing blobs: {}", describe(&e))))?;
+            let page = page.map_err(|e| {
+                err(format!(
+                    "listing blobs, signed with {}: {}",
+                    self.signed_with,
+                    describe(&e)
+                ))
+            })?;
             names.extend(page.blobs.blobs().map(|b| b.name.clone()));
         }
         Ok(names)
@@ -97,6 +118,12 @@ impl AzureStates {
             .blob_client(key)
             .get_content()
             .await
-            .map_err(|e| err(format!("reading the blob: {}", describe(&e))))
+            .map_err(|e| {
+                err(format!(
+                    "reading the blob, signed with {}: {}",
+                    self.signed_with,
+                    describe(&e)
+                ))
+            })
     }
 }

@@ -158,7 +158,7 @@ impl Reader {
                 self.accounts.insert(s.clone());
             }
         }
-        if ty.starts_with("microsoft.resources/subscriptions") {
+        if ty.starts_with("microsoft.resources/subscriptions") || ty == RESOURCE_GROUP_ARM {
             self.containers = true;
         }
         match map_arm_object(&ty, row, subscription) {
