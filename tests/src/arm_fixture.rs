@@ -1,5 +1,5 @@
 //! An Azure Resource Manager fixture server on 127.0.0.1. No ARM emulator exists, so it
-//! serves Microsoft's own example responses (`../shared/fixtures/azure/`, from the Azure
+//! serves Microsoft's own example responses (`tests/fixtures/azure/`, from the Azure
 //! REST API specifications) plus driftwatch's own examples of the types those lack. It
 //! pages every list with `nextLink`, answers 429 with `Retry-After` and 500 on demand,
 //! issues tokens on the Azure AD client-credentials endpoint and refuses ARM requests that
@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -49,11 +48,9 @@ pub fn list_path(sub: &str, what: &str) -> String {
 }
 
 fn shared_example(file: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/azure")
-        .join(file);
+    let path = crate::fixtures("azure").join(file);
     let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (the shared Azure examples)", path.display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (Microsoft's ARM examples)", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
