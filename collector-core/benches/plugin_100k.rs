@@ -41,37 +41,17 @@ fn collect(provider: &mut dyn Provider, dir: &Path) -> (Duration, usize) {
 }
 
 fn main() {
-    let (full, n, runs) = common::settings();
+    let (_, n, runs) = common::settings();
     // Isolated plugins re-execute driftwatch; from a benchmark that must be named.
     std::env::set_var("DRIFTWATCH_PLUGIN_HOST", env!("CARGO_BIN_EXE_driftwatch"));
-    // Dependencies are built as rlibs only: build the plugin with the benchmark's profile.
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = repo.join("target/test-plugins");
-    let mut build = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-    build
-        .current_dir(repo)
-        .args([
-            "build",
-            "--locked",
-            "--quiet",
-            "--lib",
-            "-p",
-            "driftwatch-provider-inventory",
-            "--features",
-            "driftwatch-provider-inventory/plugin",
-        ])
-        .arg("--target-dir")
-        .arg(&target);
-    if full {
-        build.arg("--release");
-    }
-    assert!(
-        build.status().unwrap().success(),
-        "building the plugin failed"
-    );
-    let lib: PathBuf = target
-        .join(if full { "release" } else { "debug" })
-        .join("libdriftwatch_provider_inventory.so");
+    // collector-core depends on the plugin crate for its benchmarks, so cargo built the
+    // cdylib beside this executable, with the benchmark's profile.
+    let exe = std::env::current_exe().unwrap();
+    let lib: PathBuf = exe
+        .parent()
+        .unwrap()
+        .join("libdriftwatch_plugin_inventory.so");
+    assert!(lib.is_file(), "{} was not built", lib.display());
     let dir = tempfile::tempdir().unwrap();
     common::generate(dir.path(), n);
     let load = |mode| {

@@ -32,31 +32,11 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// A cdylib of this workspace. `cargo test` builds dependencies as rlibs only, so the
-/// plugin builds come from a cargo run of their own, once per test process, in a target
-/// folder of their own (the outer cargo holds the lock on its own).
+/// A plugin cdylib of this workspace. collector-core depends on the plugin crates for its
+/// tests, so cargo builds their cdylibs into the `deps/` folder beside this executable.
 fn workspace_plugin(lib: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let target = repo().join("target/test-plugins");
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(repo())
-            .args(["build", "--locked", "--quiet", "--lib"])
-            .args([
-                "-p",
-                "driftwatch-provider-inventory",
-                "--features",
-                "driftwatch-provider-inventory/plugin",
-            ])
-            .args(["-p", "driftwatch-test-plugin-panicky"])
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the plugin libraries failed");
-        target.join("debug")
-    });
-    let p = dir.join(format!("lib{lib}.so"));
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let p = exe.parent().unwrap().join(format!("lib{lib}.so"));
     assert!(p.is_file(), "{} was not built", p.display());
     p
 }
@@ -159,7 +139,7 @@ fn a_plugin_written_in_c_scans_in_process_and_isolated_alike() {
 
 #[test]
 fn the_inventory_plugin_build_matches_the_linked_provider() {
-    let lib = workspace_plugin("driftwatch_provider_inventory");
+    let lib = workspace_plugin("driftwatch_plugin_inventory");
     let quick = repo().join("examples/quickstart");
     let dir = tempfile::tempdir().unwrap();
     let scan = |kind: &str, plugin: Option<&str>| {

@@ -23,6 +23,21 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// A plugin cdylib of this workspace (`driftwatch-plugin-aws` gives `driftwatch_plugin_aws`),
+/// as cargo built it for this test run.
+///
+/// The test crate depends on the plugin crates, so cargo builds their cdylibs into the
+/// same `deps/` folder as the test executables, with the profile and features of this run.
+pub fn plugin_lib(lib: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let p = exe
+        .parent()
+        .expect("a test executable lives in a folder")
+        .join(format!("lib{lib}.so"));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
 /// A folder of test data under `tests/fixtures/`.
 pub fn fixtures(sub: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

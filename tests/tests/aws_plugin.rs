@@ -1,28 +1,14 @@
-//! The aws provider built as a plugin (`--features plugin`), loaded through the plugin
-//! host and run against a real moto server: it lists the same estate as the linked-in
+//! The aws provider as a plugin (`driftwatch-plugin-aws`), loaded through the plugin host
+//! and run against a real moto server: it lists the same estate as the linked-in
 //! provider, through the C ABI.
 
 use driftwatch_tests::moto::Moto;
-use driftwatch_tests::{repo_root, scan_config};
+use driftwatch_tests::{plugin_lib, scan_config};
 use serde_json::json;
-use std::process::Command;
 
 #[test]
 fn the_aws_plugin_lists_moto_through_the_abi() {
-    // A cargo run of its own, in a target folder of its own: the outer cargo holds the lock
-    // on the workspace's.
-    let target = repo_root().join("target/test-plugins");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(repo_root())
-        .args(["build", "--locked", "--quiet", "--lib"])
-        .args(["-p", "driftwatch-provider-aws", "--features", "plugin"])
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the aws plugin failed");
-    let lib = target.join("debug/libdriftwatch_provider_aws.so");
-    assert!(lib.is_file(), "{} was not built", lib.display());
+    let lib = plugin_lib("driftwatch_plugin_aws");
 
     Moto::fake_credentials();
     let moto = Moto::start();

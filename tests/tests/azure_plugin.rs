@@ -1,27 +1,13 @@
-//! The azure provider built as a plugin (`--features plugin`), loaded through the plugin
+//! The azure provider as a plugin (`driftwatch-plugin-azure`), loaded through the plugin
 //! host and run against the ARM fixture server: the estate in sync gives no finding through
 //! the C ABI either.
 
 use driftwatch_tests::arm_fixture::{terraform_state, ArmFixture, ArmSpec};
-use driftwatch_tests::{repo_root, scan_config};
-use std::process::Command;
+use driftwatch_tests::{plugin_lib, scan_config};
 
 #[test]
 fn the_azure_plugin_lists_the_fixture_through_the_abi() {
-    // A cargo run of its own, in a target folder of its own (shared with the aws plugin's
-    // build): the outer cargo holds the lock on the workspace's.
-    let target = repo_root().join("target/test-plugins");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(repo_root())
-        .args(["build", "--locked", "--quiet", "--lib"])
-        .args(["-p", "driftwatch-provider-azure", "--features", "plugin"])
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the azure plugin failed");
-    let lib = target.join("debug/libdriftwatch_provider_azure.so");
-    assert!(lib.is_file(), "{} was not built", lib.display());
+    let lib = plugin_lib("driftwatch_plugin_azure");
 
     let fixture = ArmFixture::start(ArmSpec::examples());
     ArmFixture::credentials_env();

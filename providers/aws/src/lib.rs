@@ -364,7 +364,3 @@ impl AwsProvider {
         Ok(report)
     }
 }
-
-// Exported only in the plugin build: two linked providers would both define the entry point.
-#[cfg(feature = "plugin")]
-driftwatch_plugin_sdk::export_provider!(AwsProvider);

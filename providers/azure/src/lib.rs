@@ -416,7 +416,3 @@ async fn readable_subscriptions(arm: &Arm) -> Result<Vec<String>, String> {
     }
     Ok(subs)
 }
-
-// Exported only in the plugin build: two linked providers would both define the entry point.
-#[cfg(feature = "plugin")]
-driftwatch_plugin_sdk::export_provider!(AzureProvider);

@@ -518,11 +518,3 @@ impl Provider for InventoryProvider {
         })
     }
 }
-
-// Exported only in the plugin build: two linked providers would both define the entry point.
-#[cfg(feature = "plugin")]
-driftwatch_plugin_sdk::export_provider!(InventoryProvider);
-
-#[cfg(feature = "plugin")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
