@@ -142,7 +142,8 @@ impl Default for AgentSection {
 #[serde(deny_unknown_fields)]
 pub struct IacSection {
     /// State files: paths or globs (`envs/**/*.tfstate`), relative to the config file,
-    /// or `s3://bucket/key` and `azurerm://account/container/key` locations (globs too).
+    /// or `s3://bucket/key`, `azurerm://account/container/key` and `gcs://bucket/key`
+    /// locations (globs too).
     #[serde(default)]
     pub states: Vec<String>,
     /// How `s3://` locations are read: region, profile, role, endpoint. Read on its own
@@ -152,14 +153,18 @@ pub struct IacSection {
     /// How `azurerm://` locations are read: endpoint, Azure AD. Read on its own like `s3`.
     #[serde(skip)]
     pub azurerm: driftwatch_provider_azure::state::AzurermBackendConfig,
+    /// How `gcs://` locations are read: endpoint, credentials. Read on its own like `s3`.
+    #[serde(skip)]
+    pub gcs: driftwatch_provider_gcp::state::GcsBackendConfig,
 }
 
 impl IacSection {
-    /// Both remote backends' settings.
+    /// Every remote backend's settings.
     pub fn backends(&self) -> crate::iac::remote::Backends {
         crate::iac::remote::Backends {
             s3: self.s3.clone(),
             azurerm: self.azurerm.clone(),
+            gcs: self.gcs.clone(),
         }
     }
 }
@@ -634,12 +639,12 @@ impl Config {
         if scan.batch_size == 0 {
             problems.push(loc.problem("scan.batch_size", "must be at least 1"));
         }
-        // `[iac.s3]` and `[iac.azurerm]` are checked on their own, so a mistake in one
+        // `[iac.s3]`, `[iac.azurerm]` and `[iac.gcs]` are checked on their own, so a mistake in one
         // hides nothing else.
         let mut parts = toml::Table::new();
         if let Some(v) = root.get("iac") {
             let mut v = v.clone();
-            for backend in ["s3", "azurerm"] {
+            for backend in ["s3", "azurerm", "gcs"] {
                 if let Some(b) = v.as_table_mut().and_then(|t| t.remove(backend)) {
                     parts.insert(format!("iac.{backend}"), b);
                 }
@@ -648,9 +653,11 @@ impl Config {
         }
         let s3 = section(&parts, "iac.s3", &loc, &mut problems);
         let azurerm = section(&parts, "iac.azurerm", &loc, &mut problems);
+        let gcs = section(&parts, "iac.gcs", &loc, &mut problems);
         let iac = section::<IacSection>(&parts, "iac", &loc, &mut problems).map(|mut i| {
             i.s3 = s3.unwrap_or_default();
             i.azurerm = azurerm.unwrap_or_default();
+            i.gcs = gcs.unwrap_or_default();
             i
         });
         if !root.contains_key("iac") {

@@ -463,8 +463,8 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
             Err(e) => return fail(format!("cannot start the async runtime: {e}")),
         };
         // Without a config file, `s3://` uses the standard chain; AWS_ENDPOINT_URL_S3 or
-        // AWS_ENDPOINT_URL points it at an emulator, as DRIFTWATCH_AZURERM_ENDPOINT does
-        // for `azurerm://`.
+        // AWS_ENDPOINT_URL points it at an emulator, as DRIFTWATCH_AZURERM_ENDPOINT and
+        // DRIFTWATCH_GCS_ENDPOINT do for `azurerm://` and `gcs://`.
         let backends = iac::remote::Backends {
             s3: driftwatch_provider_aws::state::S3BackendConfig {
                 endpoint_url: std::env::var("AWS_ENDPOINT_URL_S3")
@@ -474,6 +474,10 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
             },
             azurerm: driftwatch_provider_azure::state::AzurermBackendConfig {
                 endpoint: std::env::var("DRIFTWATCH_AZURERM_ENDPOINT").ok(),
+                ..Default::default()
+            },
+            gcs: driftwatch_provider_gcp::state::GcsBackendConfig {
+                endpoint: std::env::var("DRIFTWATCH_GCS_ENDPOINT").ok(),
                 ..Default::default()
             },
         };

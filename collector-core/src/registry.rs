@@ -7,7 +7,7 @@ use driftwatch_sink_file::{FileFormat, FileSinkConfig, JsonlSink, ReportFile};
 use std::sync::Arc;
 
 /// Provider kinds linked into this binary.
-pub const PROVIDER_KINDS: &[&str] = &["inventory", "aws", "azure"];
+pub const PROVIDER_KINDS: &[&str] = &["inventory", "aws", "azure", "gcp"];
 
 /// Sink kinds linked into this binary.
 pub const SINK_KINDS: &[&str] = &["file", "webhook", "otel"];
@@ -21,6 +21,7 @@ pub fn provider(kind: &str, plugins: &[Plugin]) -> Option<Box<dyn Provider>> {
         )),
         "aws" => Some(Box::new(driftwatch_provider_aws::AwsProvider::default())),
         "azure" => Some(Box::new(driftwatch_provider_azure::AzureProvider::default())),
+        "gcp" => Some(Box::new(driftwatch_provider_gcp::GcpProvider::default())),
         _ => plugins
             .iter()
             .find(|p| p.name == kind)

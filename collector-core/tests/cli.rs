@@ -131,7 +131,7 @@ fn validate_reports_every_problem_with_its_line() {
         &cfg,
         concat!(
             "[iac]\n",
-            "states = [\"nowhere/*.tfstate\", \"gcs://b/k.tfstate\", \"s3://bucket\"]\n",
+            "states = [\"nowhere/*.tfstate\", \"oss://b/k.tfstate\", \"s3://bucket\"]\n",
             "\n[iac.s3]\nregion = \"eu-west-1\"\n",
             "\n[[providers]]\nkind = \"inventory\"\nformat = \"aws-config\"\npaths = [\"a.json\"]\nbogus = 1\n",
             "\n[[providers]]\nkind = \"nope\"\n",
@@ -144,7 +144,7 @@ fn validate_reports_every_problem_with_its_line() {
     assert_eq!(code, 1);
     for needle in [
         "driftwatch.toml:2: `iac.states[0]`: no state file matches",
-        "driftwatch.toml:2: `iac.states[1]`: state location `gcs://b/k.tfstate`: the `gcs://` backend is not available in this build (available: `s3://`, `azurerm://`)",
+        "driftwatch.toml:2: `iac.states[1]`: state location `oss://b/k.tfstate`: the `oss://` backend is not available in this build (available: `s3://`, `azurerm://`, `gcs://`)",
         "driftwatch.toml:2: `iac.states[2]`: state location `s3://bucket`: expected `s3://bucket/key.tfstate`",
         "driftwatch.toml:11: `providers[0].bogus`",
         "driftwatch.toml:14: `providers[1].kind`: unknown provider kind `nope`",

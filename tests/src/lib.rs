@@ -5,6 +5,8 @@
 pub mod arm_fixture;
 pub mod aws_fixture;
 pub mod azurite;
+pub mod gce_fixture;
+pub mod gcs;
 pub mod moto;
 
 use driftwatch_core::config::Config;

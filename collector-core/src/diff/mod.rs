@@ -86,7 +86,12 @@ fn declared_scope(d: &Declared) -> (Option<String>, Option<String>) {
                 .map(str::to_string);
             (sub, s("location").map(str::to_ascii_lowercase))
         }
-        "gcp" => (s("project").map(str::to_string), None),
+        // Subnetworks have a region, instances a zone: the location their per-region or
+        // per-zone listing covers.
+        "gcp" => (
+            s("project").map(str::to_string),
+            s("region").or_else(|| s("zone")).map(str::to_string),
+        ),
         _ => (None, None),
     }
 }

@@ -1,9 +1,10 @@
-//! Remote state backends: `s3://bucket/key` and `azurerm://account/container/key`
-//! locations, globs included.
+//! Remote state backends: `s3://bucket/key`, `azurerm://account/container/key` and
+//! `gcs://bucket/key` locations, globs included.
 
 use super::{parse_state, IacError, StateFile};
 use driftwatch_provider_aws::state::{S3BackendConfig, S3States};
 use driftwatch_provider_azure::state::{AzureStates, AzurermBackendConfig};
+use driftwatch_provider_gcp::state::{GcsBackendConfig, GcsStates};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
@@ -17,15 +18,19 @@ pub enum Backend {
     S3,
     /// Azure Blob storage (`azurerm://account/container/key`), in this storage account.
     Azurerm(String),
+    /// Google Cloud Storage (`gcs://bucket/key`).
+    Gcs,
 }
 
-/// How each backend connects: `[iac.s3]` and `[iac.azurerm]`.
+/// How each backend connects: `[iac.s3]`, `[iac.azurerm]` and `[iac.gcs]`.
 #[derive(Debug, Clone, Default)]
 pub struct Backends {
     /// `s3://` settings.
     pub s3: S3BackendConfig,
     /// `azurerm://` settings.
     pub azurerm: AzurermBackendConfig,
+    /// `gcs://` settings.
+    pub gcs: GcsBackendConfig,
 }
 
 /// A state location in a remote backend.
@@ -57,6 +62,7 @@ impl RemoteLocation {
         match &self.backend {
             Backend::S3 => format!("s3://{}/{key}", self.bucket),
             Backend::Azurerm(account) => format!("azurerm://{account}/{}/{key}", self.bucket),
+            Backend::Gcs => format!("gcs://{}/{key}", self.bucket),
         }
     }
 }
@@ -73,6 +79,7 @@ pub fn parse_location(pattern: &str) -> Result<Option<RemoteLocation>, IacError>
     };
     let (backend, rest) = match scheme {
         "s3" => (Backend::S3, rest),
+        "gcs" => (Backend::Gcs, rest),
         "azurerm" => {
             let (account, rest) = rest.split_once('/').unwrap_or((rest, ""));
             let valid = (3..=24).contains(&account.len())
@@ -90,7 +97,7 @@ pub fn parse_location(pattern: &str) -> Result<Option<RemoteLocation>, IacError>
         _ => {
             return Err(bad(format!(
                 "the `{scheme}://` backend is not available in this build (available: `s3://`, \
-                 `azurerm://`); download the state and pass its local path"
+                 `azurerm://`, `gcs://`); download the state and pass its local path"
             )))
         }
     };
@@ -103,6 +110,9 @@ pub fn parse_location(pattern: &str) -> Result<Option<RemoteLocation>, IacError>
             Backend::Azurerm(_) => "expected `azurerm://account/container/key.tfstate` or \
                                     `azurerm://account/container/prefix/**/*.tfstate`"
                 .into(),
+            Backend::Gcs => {
+                "expected `gcs://bucket/key.tfstate` or `gcs://bucket/prefix/**/*.tfstate`".into()
+            }
         }));
     }
     if key.contains(['*', '?', '[']) {
@@ -121,6 +131,7 @@ pub fn parse_location(pattern: &str) -> Result<Option<RemoteLocation>, IacError>
 enum Store {
     S3(S3States),
     Azurerm(AzureStates),
+    Gcs(GcsStates),
 }
 
 impl Store {
@@ -128,6 +139,7 @@ impl Store {
         match self {
             Store::S3(c) => c.list(bucket, prefix).await.map_err(|e| e.to_string()),
             Store::Azurerm(c) => c.list(bucket, prefix).await.map_err(|e| e.to_string()),
+            Store::Gcs(c) => c.list(bucket, prefix).await.map_err(|e| e.to_string()),
         }
     }
 
@@ -135,6 +147,7 @@ impl Store {
         match self {
             Store::S3(c) => c.get(bucket, key).await.map_err(|e| e.to_string()),
             Store::Azurerm(c) => c.get(bucket, key).await.map_err(|e| e.to_string()),
+            Store::Gcs(c) => c.get(bucket, key).await.map_err(|e| e.to_string()),
         }
     }
 }
@@ -163,6 +176,11 @@ pub async fn load(
             Backend::S3 => Store::S3(S3States::connect(&backends.s3).await),
             Backend::Azurerm(account) => Store::Azurerm(
                 AzureStates::connect(&backends.azurerm, account)
+                    .map_err(|e| remote_error(loc, e.to_string()))?,
+            ),
+            Backend::Gcs => Store::Gcs(
+                GcsStates::connect(&backends.gcs)
+                    .await
                     .map_err(|e| remote_error(loc, e.to_string()))?,
             ),
         };
@@ -251,6 +269,14 @@ mod tests {
             l.url_of("envs/a.tfstate"),
             "azurerm://acct1/tfstate/envs/a.tfstate"
         );
+        let l = parse_location("gcs://acme-tfstate/envs/**/*.tfstate")
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.backend, Backend::Gcs);
+        assert_eq!(
+            l.url_of("envs/a.tfstate"),
+            "gcs://acme-tfstate/envs/a.tfstate"
+        );
         for bad in [
             "azurerm://Acct/c/k",
             "azurerm://acct1/c",
@@ -258,7 +284,8 @@ mod tests {
             "s3://",
             "s3://bucket",
             "s3://bucket/",
-            "gcs://b/k",
+            "gcs://bucket",
+            "oss://b/k",
             "s3://b/[z",
         ] {
             assert!(parse_location(bad).is_err(), "{bad}");

@@ -21,11 +21,16 @@ pub(crate) const TYPES: &[&str] = &[
     "google_storage_bucket",
 ];
 
-const FIREWALL: &str = "compute.googleapis.com/Firewall";
-const NETWORK: &str = "compute.googleapis.com/Network";
-const SUBNETWORK: &str = "compute.googleapis.com/Subnetwork";
-const INSTANCE: &str = "compute.googleapis.com/Instance";
-const BUCKET: &str = "storage.googleapis.com/Bucket";
+/// Cloud Asset Inventory's type for a Compute Engine firewall rule.
+pub const FIREWALL: &str = "compute.googleapis.com/Firewall";
+/// Cloud Asset Inventory's type for a VPC network.
+pub const NETWORK: &str = "compute.googleapis.com/Network";
+/// Cloud Asset Inventory's type for a subnetwork.
+pub const SUBNETWORK: &str = "compute.googleapis.com/Subnetwork";
+/// Cloud Asset Inventory's type for a VM instance.
+pub const INSTANCE: &str = "compute.googleapis.com/Instance";
+/// Cloud Asset Inventory's type for a Cloud Storage bucket.
+pub const BUCKET: &str = "storage.googleapis.com/Bucket";
 const PROJECT: &str = "cloudresourcemanager.googleapis.com/Project";
 const PROJECT_PARENT: &str = "//cloudresourcemanager.googleapis.com/projects/";
 
@@ -319,6 +324,32 @@ impl Reader {
         warnings.extend(skip_warnings(skipped));
         (resources, accounts, warnings)
     }
+}
+
+/// Maps one object as the Compute or Storage JSON API returns it (Cloud Asset Inventory
+/// exports the same object as an asset's `data`) to its google-shaped resource, so a live
+/// listing and an offline export can never disagree. `asset_type` is one of the constants
+/// above; `None` for any other. `iam_policy` is a bucket's IAM policy, when known.
+pub fn map_api_object(
+    asset_type: &str,
+    project: &str,
+    data: Value,
+    iam_policy: Option<&Value>,
+) -> Option<Resource> {
+    if !matches!(
+        asset_type,
+        FIREWALL | NETWORK | SUBNETWORK | INSTANCE | BUCKET
+    ) {
+        return None;
+    }
+    let resource = json!({ "data": data });
+    Some(map(
+        asset_type,
+        "",
+        Some(project.to_string()),
+        &resource,
+        iam_policy,
+    ))
 }
 
 struct Ctx<'a> {

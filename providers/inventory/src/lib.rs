@@ -10,7 +10,7 @@
 
 mod aws;
 pub mod azure;
-mod gcp;
+pub mod gcp;
 mod json;
 
 use async_trait::async_trait;
