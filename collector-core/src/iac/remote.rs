@@ -131,7 +131,8 @@ pub fn parse_location(pattern: &str) -> Result<Option<RemoteLocation>, IacError>
 enum Store {
     S3(S3States),
     Azurerm(AzureStates),
-    Gcs(GcsStates),
+    // Boxed: two clients with their configuration, several times the size of the others.
+    Gcs(Box<GcsStates>),
 }
 
 impl Store {
@@ -178,11 +179,11 @@ pub async fn load(
                 AzureStates::connect(&backends.azurerm, account)
                     .map_err(|e| remote_error(loc, e.to_string()))?,
             ),
-            Backend::Gcs => Store::Gcs(
+            Backend::Gcs => Store::Gcs(Box::new(
                 GcsStates::connect(&backends.gcs)
                     .await
                     .map_err(|e| remote_error(loc, e.to_string()))?,
-            ),
+            )),
         };
         stores.insert(loc.backend.clone(), store);
     }
