@@ -639,8 +639,8 @@ impl Config {
         if scan.batch_size == 0 {
             problems.push(loc.problem("scan.batch_size", "must be at least 1"));
         }
-        // `[iac.s3]`, `[iac.azurerm]` and `[iac.gcs]` are checked on their own, so a mistake in one
-        // hides nothing else.
+        // `[iac.s3]`, `[iac.azurerm]` and `[iac.gcs]` are checked on their own, so a mistake
+        // in one hides nothing else.
         let mut parts = toml::Table::new();
         if let Some(v) = root.get("iac") {
             let mut v = v.clone();
@@ -658,6 +658,10 @@ impl Config {
             i.s3 = s3.unwrap_or_default();
             i.azurerm = azurerm.unwrap_or_default();
             i.gcs = gcs.unwrap_or_default();
+            // Relative to the config file, as every other path in it.
+            if let Some(f) = &i.gcs.credentials_file {
+                i.gcs.credentials_file = Some(dir.join(f).display().to_string());
+            }
             i
         });
         if !root.contains_key("iac") {

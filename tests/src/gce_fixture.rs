@@ -28,12 +28,16 @@ pub struct GceSpec {
     pub items: HashMap<String, Vec<Value>>,
     /// Items per page (the request's `maxResults` wins when smaller).
     pub page: usize,
-    /// Path substring → number of first calls answered 429 with `Retry-After: 1`.
+    /// Path substring → number of first calls throttled: odd ones answered 429 with
+    /// `Retry-After: 1`, even ones 403 `rateLimitExceeded` without it (as Compute answers
+    /// an exhausted rate quota).
     pub throttle: Vec<(String, usize)>,
     /// Path substrings answered 500 every time.
     pub fail: Vec<String>,
-    /// Zones an aggregated list reports as unreachable.
+    /// Zones (`zones/x`) or regions an aggregated list reports as unreachable.
     pub unreachable: Vec<String>,
+    /// Report them as an `UNREACHABLE` warning on their scope instead of in `unreachables`.
+    pub unreachable_as_warning: bool,
 }
 
 /// A self link of `rest` (`global/networks/x`) in the example project.
@@ -372,12 +376,25 @@ fn serve(conn: TcpStream, state: &State, seen: &Mutex<Vec<Seen>>) {
     }
 }
 
-/// Compute's error shape.
-fn error(code: u16, status: &str, message: &str) -> (u16, Value) {
+/// Compute's error shape: the legacy `errors[].reason` beside the canonical `status`.
+fn error(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    let status = match code {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        _ => "INTERNAL",
+    };
+    let domain = if reason == "rateLimitExceeded" {
+        "usageLimits"
+    } else {
+        "global"
+    };
     (
         code,
         json!({"error": {"code": code, "message": message, "errors": [
-            {"message": message, "domain": "global", "reason": status}], "status": status}}),
+            {"message": message, "domain": domain, "reason": reason}], "status": status}}),
     )
 }
 
@@ -402,12 +419,13 @@ fn compute(
         .find(|(p, _)| path.contains(p.as_str()))
     {
         if n <= *first {
-            headers.push(("Retry-After", "1".into()));
-            return error(
-                429,
-                "rateLimitExceeded",
-                "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute'",
-            );
+            let message = "Quota exceeded for quota metric 'Read requests' and limit 'Read \
+                           requests per minute' of service 'compute.googleapis.com'";
+            if n % 2 == 1 {
+                headers.push(("Retry-After", "1".into()));
+                return error(429, "rateLimitExceeded", message);
+            }
+            return error(403, "rateLimitExceeded", message);
         }
     }
     if spec.fail.iter().any(|p| path.contains(p.as_str())) {
@@ -485,14 +503,36 @@ fn compute(
                 .unwrap()
                 .push((*item).clone());
         }
+        let mine: Vec<&String> = spec
+            .unreachable
+            .iter()
+            .filter(|u| {
+                u.starts_with(if collection == "instances" {
+                    "zones/"
+                } else {
+                    "regions/"
+                })
+            })
+            .collect();
+        let mut unreachables = Vec::new();
+        for u in mine {
+            if spec.unreachable_as_warning {
+                scoped.insert(
+                    u.clone(),
+                    json!({"warning": {"code": "UNREACHABLE",
+                        "message": format!("Scope {u} is unreachable."),
+                        "data": [{"key": "scope", "value": u}]}}),
+                );
+            } else {
+                unreachables.push(u.clone());
+            }
+        }
         json!({
+            "unreachables": unreachables,
             "kind": kind("AggregatedList"),
             "id": format!("projects/{PROJECT}/aggregated/{collection}"),
             "items": scoped,
             "selfLink": link(&format!("aggregated/{collection}")),
-            "unreachables": spec.unreachable.iter()
-                .filter(|u| u.starts_with(if collection == "instances" { "zones/" } else { "regions/" }))
-                .collect::<Vec<_>>(),
         })
     } else {
         json!({

@@ -188,7 +188,8 @@ where
 fn retryable(e: &GaxError) -> bool {
     use google_cloud_gax::error::rpc::Code;
     if let Some(code) = e.http_status_code() {
-        return matches!(code, 408 | 429 | 500 | 502 | 503 | 504);
+        return matches!(code, 408 | 429 | 500 | 502 | 503 | 504)
+            || (code == 403 && rate_limited(e));
     }
     if let Some(status) = e.status() {
         return matches!(
@@ -199,7 +200,31 @@ fn retryable(e: &GaxError) -> bool {
     e.is_transient_and_before_rpc()
 }
 
-/// Exponential backoff with full jitter, and never less than `Retry-After` (seconds).
+/// Compute answers a rate quota exceeded with 403 and reason `rateLimitExceeded` (or
+/// `userRateLimitExceeded`), which gax keeps as an `ErrorInfo` detail.
+fn rate_limited(e: &GaxError) -> bool {
+    use google_cloud_gax::error::rpc::StatusDetails;
+    let reasons = [
+        "rateLimitExceeded",
+        "userRateLimitExceeded",
+        "RATE_LIMIT_EXCEEDED",
+    ];
+    let in_details = e.status().is_some_and(|s| {
+        s.details.iter().any(|d| match d {
+            StatusDetails::ErrorInfo(info) => reasons.contains(&info.reason.as_str()),
+            _ => false,
+        })
+    });
+    // An error body gax could not read as a status still names its reason.
+    in_details
+        || e.http_payload().is_some_and(|body| {
+            let text = String::from_utf8_lossy(body);
+            reasons.iter().any(|r| text.contains(&format!("\"{r}\"")))
+        })
+}
+
+/// Exponential backoff with full jitter, and never less than `Retry-After` in its seconds
+/// form, itself capped at [`BACKOFF_CAP`] (an HTTP date counts as absent).
 fn wait_before(attempt: u32, e: &GaxError) -> Duration {
     let ceiling = BACKOFF_BASE
         .saturating_mul(1 << (attempt - 1).min(16))
@@ -258,6 +283,8 @@ pub(crate) async fn storage_client(
         .with_endpoint(endpoint.unwrap_or(STORAGE))
         .with_credentials(creds)
         .with_retry_policy(NeverRetry)
+        // Resumed downloads would be attempts the loop can neither count nor pace.
+        .with_read_resume_policy(google_cloud_storage::read_resume_policy::NeverResume)
         .build()
         .await
         .map_err(|e| format!("cannot create the Storage client: {e}"))

@@ -161,8 +161,12 @@ macro_rules! all_pages {
             for item in $items {
                 items.push(serde_json::to_value(item).map_err(|e| format!("{}: {e}", $op))?);
             }
-            if next.is_empty() || next == token {
+            if next.is_empty() {
                 break;
+            }
+            if next == token {
+                // Following it would loop; stopping would pass a partial listing as whole.
+                return Err(format!("{}: the server repeated page token {next}", $op));
             }
             token = next;
         }
@@ -170,13 +174,38 @@ macro_rules! all_pages {
     }};
 }
 
-/// The zones an aggregated answer could not reach: their items are missing from it.
-fn unreachable(op: &str, zones: &[String]) -> Result<(), String> {
-    if zones.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{op}: unreachable: {}", zones.join(", ")))
-    }
+/// Fails when an aggregated answer says it could not reach some scopes, whose items are
+/// then absent from it: in its `unreachables`, or as an `UNREACHABLE` warning on the whole
+/// answer or on a scope (zone or region).
+macro_rules! check_reachable {
+    ($op:expr, $page:expr) => {{
+        let mut gone: Vec<String> = $page.unreachables.clone();
+        let unreachable = |code: Option<&str>| code == Some("UNREACHABLE");
+        if unreachable(
+            $page
+                .warning
+                .as_ref()
+                .and_then(|w| w.code.as_ref())
+                .and_then(|c| c.name()),
+        ) {
+            gone.push("part of the answer".into());
+        }
+        for (scope, list) in &$page.items {
+            if unreachable(
+                list.warning
+                    .as_ref()
+                    .and_then(|w| w.code.as_ref())
+                    .and_then(|c| c.name()),
+            ) {
+                gone.push(scope.clone());
+            }
+        }
+        if !gone.is_empty() {
+            gone.sort();
+            gone.dedup();
+            return Err(format!("{}: unreachable: {}", $op, gone.join(", ")));
+        }
+    }};
 }
 
 impl Job {
@@ -249,7 +278,7 @@ impl Job {
                     .set_max_results(page_size)
                     .set_page_token(t),
                 |page| {
-                    unreachable(&op, &page.unreachables)?;
+                    check_reachable!(op, page);
                     page.items
                         .into_values()
                         .flat_map(|scoped| scoped.subnetworks)
@@ -279,7 +308,7 @@ impl Job {
                     .set_max_results(page_size)
                     .set_page_token(t),
                 |page| {
-                    unreachable(&op, &page.unreachables)?;
+                    check_reachable!(op, page);
                     page.items.into_values().flat_map(|scoped| scoped.instances)
                 }
             ),
@@ -364,8 +393,11 @@ async fn list_buckets(
             };
             out.extend(map_api_object(BUCKET, project, data, policy.as_ref()));
         }
-        if page.next_page_token.is_empty() || page.next_page_token == token {
+        if page.next_page_token.is_empty() {
             break;
+        }
+        if page.next_page_token == token {
+            return Err(format!("{op}: the server repeated page token {token}"));
         }
         token = page.next_page_token;
     }
@@ -586,5 +618,27 @@ impl GcpProvider {
             (&a.account, &a.r#type, &a.region).cmp(&(&b.account, &b.r#type, &b.region))
         });
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use google_cloud_compute_v1::model::InstanceAggregatedList;
+
+    #[test]
+    fn a_scope_warning_reads_as_unreachable() {
+        let page: InstanceAggregatedList = serde_json::from_value(serde_json::json!({
+            "kind": "compute#instanceAggregatedList",
+            "items": {"zones/us-central1-a": {"warning": {"code": "UNREACHABLE",
+                "message": "Scope zones/us-central1-a is unreachable.",
+                "data": [{"key": "scope", "value": "zones/us-central1-a"}]}}},
+        }))
+        .unwrap();
+        let w = page.items["zones/us-central1-a"].warning.as_ref().unwrap();
+        assert_eq!(
+            w.code.as_ref().and_then(|c| c.name()),
+            Some("UNREACHABLE"),
+            "{w:?}"
+        );
     }
 }

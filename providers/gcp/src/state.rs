@@ -20,7 +20,8 @@ pub struct GcsBackendConfig {
     /// Cloud Storage endpoint for both APIs (default `https://storage.googleapis.com`).
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// A credentials JSON file; Application Default Credentials otherwise.
+    /// A credentials JSON file (relative to the config file); Application Default
+    /// Credentials otherwise.
     #[serde(default)]
     pub credentials_file: Option<String>,
     /// Send no credentials (emulators only).
@@ -55,6 +56,11 @@ pub struct GcsStates {
 impl GcsStates {
     /// Builds both clients; nothing is called until a list or get.
     pub async fn connect(cfg: &GcsBackendConfig) -> Result<Self, GcsStateError> {
+        if cfg.anonymous && cfg.credentials_file.is_some() {
+            return Err(err(
+                "[iac.gcs]: `anonymous = true` and `credentials_file` exclude each other".into(),
+            ));
+        }
         let creds = credentials(&CredentialSource {
             file: cfg.credentials_file.clone(),
             anonymous: cfg.anonymous,
@@ -94,8 +100,13 @@ impl GcsStates {
                 .await
                 .map_err(|e| err(format!("listing objects (gRPC ListObjects): {e}")))?;
             names.extend(page.objects.into_iter().map(|o| o.name));
-            if page.next_page_token.is_empty() || page.next_page_token == token {
+            if page.next_page_token.is_empty() {
                 break;
+            }
+            if page.next_page_token == token {
+                return Err(err(format!(
+                    "listing objects: the server repeated page token {token}"
+                )));
             }
             token = page.next_page_token;
         }
