@@ -18,6 +18,10 @@ pub const TOKEN: &str = "fixture-gcp-access-token";
 pub const REFRESH_TOKEN: &str = "fixture-refresh-token";
 /// The project of the example estate.
 pub const PROJECT: &str = "acme-prod-417211";
+/// The service account of the key file the fixture accepts.
+pub const SERVICE_ACCOUNT: &str = "driftwatch-reader@acme-prod-417211.iam.gserviceaccount.com";
+/// The id of that key.
+const KEY_ID: &str = "fixture-key-1";
 
 const API: &str = "https://www.googleapis.com/compute/v1";
 
@@ -38,6 +42,15 @@ pub struct GceSpec {
     pub unreachable: Vec<String>,
     /// Report them as an `UNREACHABLE` warning on their scope instead of in `unreachables`.
     pub unreachable_as_warning: bool,
+}
+
+/// The same API object in another project (its links rewritten).
+pub fn in_project(item: &Value, project: &str) -> Value {
+    let text = item.to_string().replace(
+        &format!("/projects/{PROJECT}/"),
+        &format!("/projects/{project}/"),
+    );
+    serde_json::from_str(&text).expect("still JSON")
 }
 
 /// A self link of `rest` (`global/networks/x`) in the example project.
@@ -298,6 +311,39 @@ impl GceFixture {
         all.iter().filter(|s| s.path == TOKEN_PATH).count()
     }
 
+    /// Writes a service-account key file with a fresh RSA key (made by `openssl`), as the
+    /// Cloud console downloads them.
+    pub fn service_account_file(&self, dir: &Path) -> std::path::PathBuf {
+        let pem = dir.join("sa-key.pem");
+        let status = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&pem)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl could not make an RSA key");
+        let path = dir.join("sa-key.json");
+        let text = json!({
+            "type": "service_account",
+            "project_id": PROJECT,
+            "private_key_id": KEY_ID,
+            "private_key": std::fs::read_to_string(&pem).unwrap(),
+            "client_email": SERVICE_ACCOUNT,
+            "client_id": "104729381726354819203",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("{}{TOKEN_PATH}", self.endpoint),
+        });
+        std::fs::write(&path, text.to_string()).unwrap();
+        path
+    }
+
     /// Writes an `authorized_user` credentials file whose token endpoint is this fixture,
     /// as `gcloud auth application-default login` writes them.
     pub fn credentials_file(&self, dir: &Path) -> std::path::PathBuf {
@@ -376,6 +422,31 @@ fn serve(conn: TcpStream, state: &State, seen: &Mutex<Vec<Seen>>) {
     }
 }
 
+/// A service-account key signs its own JWT access token (no token exchange): accepted when
+/// its header names the fixture's key and its claims the fixture's service account.
+fn service_account_jwt(auth: &str) -> bool {
+    use base64::Engine;
+    let Some(jwt) = auth.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let part = |s: &str| -> Value {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null)
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 || parts[2].is_empty() {
+        return false;
+    }
+    let (header, claims) = (part(parts[0]), part(parts[1]));
+    header["alg"] == "RS256"
+        && header["kid"] == KEY_ID
+        && claims["iss"] == SERVICE_ACCOUNT
+        && claims["sub"] == SERVICE_ACCOUNT
+}
+
 /// Compute's error shape: the legacy `errors[].reason` beside the canonical `status`.
 fn error(code: u16, reason: &str, message: &str) -> (u16, Value) {
     let status = match code {
@@ -406,7 +477,7 @@ fn compute(
     n: usize,
     headers: &mut Vec<(&'static str, String)>,
 ) -> (u16, Value) {
-    if auth != format!("Bearer {TOKEN}") {
+    if auth != format!("Bearer {TOKEN}") && !service_account_jwt(auth) {
         return error(
             401,
             "UNAUTHENTICATED",
@@ -431,8 +502,10 @@ fn compute(
     if spec.fail.iter().any(|p| path.contains(p.as_str())) {
         return error(500, "backendError", "Internal error. Please try again.");
     }
-    let prefix = format!("/compute/v1/projects/{PROJECT}/");
-    let Some(rest) = path.strip_prefix(&prefix) else {
+    let Some((project, rest)) = path
+        .strip_prefix("/compute/v1/projects/")
+        .and_then(|r| r.split_once('/'))
+    else {
         return error(
             404,
             "notFound",
@@ -474,10 +547,16 @@ fn compute(
             .map(|(_, l)| l.to_string())
             .unwrap_or_default()
     };
+    // Each object belongs to the project its self link names.
+    let own = format!("/projects/{project}/");
     let all: Vec<&Value> = spec
         .items
         .get(collection)
-        .map(|v| v.iter().collect())
+        .map(|v| {
+            v.iter()
+                .filter(|i| i["selfLink"].as_str().is_some_and(|l| l.contains(&own)))
+                .collect()
+        })
         .unwrap_or_default();
     let all: Vec<&Value> = match &place {
         Some(p) => all.into_iter().filter(|i| &location(i) == p).collect(),
@@ -530,14 +609,14 @@ fn compute(
         json!({
             "unreachables": unreachables,
             "kind": kind("AggregatedList"),
-            "id": format!("projects/{PROJECT}/aggregated/{collection}"),
+            "id": format!("projects/{project}/aggregated/{collection}"),
             "items": scoped,
             "selfLink": link(&format!("aggregated/{collection}")),
         })
     } else {
         json!({
             "kind": kind("List"),
-            "id": format!("projects/{PROJECT}/{}", parts[..parts.len()].join("/")),
+            "id": format!("projects/{project}/{}", parts[..parts.len()].join("/")),
             "items": page,
             "selfLink": link(rest),
         })

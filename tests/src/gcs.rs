@@ -360,6 +360,10 @@ impl Gateway {
             .parent
             .strip_prefix("projects/")
             .ok_or_else(|| Status::invalid_argument("parent must be projects/{project}"))?;
+        // The emulator holds one project's buckets, the example's.
+        if project != crate::gce_fixture::PROJECT {
+            return Ok(proto::ListBucketsResponse::default());
+        }
         let list = self
             .json(&format!("/storage/v1/b?project={project}"))
             .await?;

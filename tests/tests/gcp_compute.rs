@@ -5,7 +5,7 @@
 
 use driftwatch_plugin_sdk::ScanReport;
 use driftwatch_tests::gce_fixture::{
-    bucket_state, instance, terraform_state, GceFixture, GceSpec, PROJECT,
+    bucket_state, in_project, instance, terraform_state, GceFixture, GceSpec, PROJECT,
 };
 use driftwatch_tests::gcs::{BucketSeed, GcsEmulator, GcsGateway};
 use driftwatch_tests::scan_config;
@@ -62,10 +62,10 @@ impl Estate {
         }
     }
 
-    fn settings(&self) -> String {
+    fn settings(&self, projects: &[&str]) -> String {
         let creds = self.compute.credentials_file(self.dir.path());
         format!(
-            "projects = [\"{PROJECT}\"]\ncredentials_file = \"{}\"\ncompute_endpoint = \"{}\"\n\
+            "projects = {projects:?}\ncredentials_file = \"{}\"\ncompute_endpoint = \"{}\"\n\
              storage_endpoint = \"{}\"\nmax_attempts = 3\n",
             creds.display(),
             self.compute.endpoint,
@@ -74,9 +74,13 @@ impl Estate {
     }
 
     fn scan(&self, extra: &str) -> ScanReport {
+        self.scan_projects(&[PROJECT], extra)
+    }
+
+    fn scan_projects(&self, projects: &[&str], extra: &str) -> ScanReport {
         let text = format!(
             "[iac]\nstates = [\"main.tfstate\"]\n\n[[providers]]\nkind = \"gcp\"\n{}{extra}",
-            self.settings()
+            self.settings(projects)
         );
         scan_config(self.dir.path(), &text)
     }
@@ -361,6 +365,79 @@ fn per_region_listing_judges_only_the_listed_regions() {
             format!("projects/{PROJECT}/zones/europe-west1-b/instances/web-1"),
             vec![]
         )]
+    );
+}
+
+#[test]
+fn several_projects_are_listed_each_in_its_own_scopes() {
+    const STAGING: &str = "acme-staging-20931";
+    let mut spec = GceSpec::example();
+    // The staging project holds a copy of the custom network, which no state declares.
+    let net = spec
+        .items("networks")
+        .iter()
+        .find(|n| n["name"] == "prod-net")
+        .unwrap()
+        .clone();
+    spec.items("networks").push(in_project(&net, STAGING));
+    let estate = Estate::start(spec, &[], 1000);
+    let report = estate.scan_projects(&[PROJECT, STAGING], "");
+    assert!(!report.summary.partial, "{:?}", report.summary.coverage);
+    assert_eq!(
+        findings(&report),
+        vec![(
+            "unmanaged".into(),
+            "google_compute_network".into(),
+            format!("projects/{STAGING}/global/networks/prod-net"),
+            vec![]
+        )]
+    );
+    assert_eq!(
+        report.findings[0].resource.account.as_deref(),
+        Some(STAGING)
+    );
+    for project in [PROJECT, STAGING] {
+        assert_eq!(
+            estate
+                .compute
+                .calls(&format!("/projects/{project}/global/networks")),
+            1,
+            "{project}"
+        );
+    }
+}
+
+#[test]
+fn a_service_account_key_and_application_default_credentials_both_authenticate() {
+    let estate = Estate::start(GceSpec::example(), &[], 1000);
+    let settings = |creds: &str| {
+        format!(
+            "[iac]\nstates = [\"main.tfstate\"]\n\n[[providers]]\nkind = \"gcp\"\n\
+             projects = [\"{PROJECT}\"]\n{creds}compute_endpoint = \"{}\"\nstorage_endpoint = \"{}\"\n",
+            estate.compute.endpoint, estate.gateway.endpoint
+        )
+    };
+    // A key signs its own JWT: Compute accepts it, and no token is fetched.
+    let key = estate.compute.service_account_file(estate.dir.path());
+    let report = scan_config(
+        estate.dir.path(),
+        &settings(&format!("credentials_file = \"{}\"\n", key.display())),
+    );
+    assert!(!report.summary.partial, "{:?}", report.summary.coverage);
+    assert_eq!(report.findings.len(), 0);
+    assert_eq!(estate.compute.token_calls(), 0);
+    assert!(estate.compute.seen().iter().all(|s| s.status == 200));
+    // No `credentials_file`: Application Default Credentials, from the variable gcloud and
+    // every Google library read.
+    let user = estate.compute.credentials_file(estate.dir.path());
+    std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &user);
+    let report = scan_config(estate.dir.path(), &settings(""));
+    std::env::remove_var("GOOGLE_APPLICATION_CREDENTIALS");
+    assert!(!report.summary.partial, "{:?}", report.summary.coverage);
+    assert_eq!(report.findings.len(), 0);
+    assert!(
+        estate.compute.token_calls() >= 1,
+        "the refresh token was exchanged"
     );
 }
 
