@@ -3,7 +3,7 @@
 //! injects throttling or server errors on demand. It counts every request it answers.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -45,12 +45,7 @@ impl AwsFixture {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let spec = Arc::new(spec);
         let s = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (spec, seen) = (spec.clone(), s.clone());
-                std::thread::spawn(move || serve(conn, &spec, &seen));
-            }
-        });
+        crate::accept_each(listener, move |conn| serve(conn, &spec, &s));
         AwsFixture { endpoint, seen }
     }
 
@@ -111,12 +106,8 @@ fn serve(conn: TcpStream, spec: &Spec, seen: &Mutex<Seen>) {
         } else {
             (200, respond(&action, &params, spec))
         };
-        let reason = if status == 200 { "OK" } else { "Error" };
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n",
-            xml.len()
-        );
-        if conn.write_all(head.as_bytes()).is_err() || conn.write_all(xml.as_bytes()).is_err() {
+        let headers = [("Content-Type", "text/xml".to_string())];
+        if !crate::write_response(&mut conn, status, &headers, xml.as_bytes()) {
             return;
         }
     }

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -282,12 +282,7 @@ impl GceFixture {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new((spec, Mutex::new(HashMap::new())));
         let s = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (state, seen) = (state.clone(), s.clone());
-                std::thread::spawn(move || serve(conn, &state, &seen));
-            }
-        });
+        crate::accept_each(listener, move |conn| serve(conn, &state, &s));
         GceFixture { endpoint, seen }
     }
 
@@ -410,13 +405,7 @@ fn serve(conn: TcpStream, state: &State, seen: &Mutex<Vec<Seen>>) {
             status,
             at: Instant::now(),
         });
-        let text = reply.to_string();
-        let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", text.len());
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        if conn.write_all(head.as_bytes()).is_err() || conn.write_all(text.as_bytes()).is_err() {
+        if !crate::write_response(&mut conn, status, &headers, reply.to_string().as_bytes()) {
             return;
         }
     }

@@ -13,8 +13,8 @@ use driftwatch_core::config::Config;
 use driftwatch_core::scan;
 use driftwatch_plugin_sdk::ScanReport;
 use indicatif::{MultiProgress, ProgressDrawTarget};
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 
 /// The repository's root folder.
@@ -79,6 +79,37 @@ impl HttpRequest {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// Serves every connection `listener` accepts with `serve`, each on a thread of its own, for
+/// as long as the test process runs: the fixture servers' accept loop.
+pub fn accept_each(listener: TcpListener, serve: impl Fn(TcpStream) + Send + Sync + 'static) {
+    let serve = std::sync::Arc::new(serve);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(conn));
+        }
+    });
+}
+
+/// Writes one HTTP/1.1 response with a `Content-Length`; false once the client is gone.
+pub fn write_response(
+    conn: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> bool {
+    let reason = if status < 400 { "OK" } else { "Error" };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(body).is_ok()
 }
 
 /// Reads the next request of a keep-alive connection; `None` once the client closed it.

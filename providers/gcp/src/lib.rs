@@ -518,16 +518,8 @@ impl Provider for GcpProvider {
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return self.collect_in_runtime(ctx, out).await;
-        }
-        // Loaded as a plugin, collect is driven by the SDK's minimal executor; the Google
-        // clients need tokio's timers and sockets, so they get a runtime of their own.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ProviderError::other(format!("cannot start a tokio runtime: {e}")))?;
-        rt.block_on(self.collect_in_runtime(ctx, out))
+        // Loaded as a plugin, there may be no runtime: the SDK makes one.
+        driftwatch_plugin_sdk::with_tokio(self.collect_in_runtime(ctx, out)).await
     }
 }
 

@@ -10,8 +10,6 @@
 use crate::api::{attempts, control_client, credentials, storage_client, CredentialSource};
 use google_cloud_storage::client::{Storage, StorageControl};
 use serde::Deserialize;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 /// `[iac.gcs]`: where and as whom the gcs state backend reads.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,7 +48,6 @@ pub struct GcsStates {
     control: StorageControl,
     storage: Storage,
     max_attempts: u32,
-    calls: Arc<AtomicU64>,
 }
 
 impl GcsStates {
@@ -71,7 +68,6 @@ impl GcsStates {
             control: control_client(endpoint, creds.clone()).await.map_err(err)?,
             storage: storage_client(endpoint, creds).await.map_err(err)?,
             max_attempts: cfg.max_attempts.unwrap_or(4).max(1),
-            calls: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -80,7 +76,7 @@ impl GcsStates {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, google_cloud_gax::error::Error>>,
     {
-        attempts(self.max_attempts, &self.calls, || async {}, f).await
+        attempts(self.max_attempts, None, || async {}, f).await
     }
 
     /// Every object name in `bucket` that starts with `prefix`.
