@@ -98,15 +98,23 @@ impl ReportFile {
 }
 
 /// Appends events as JSON lines and rotates the file by size.
+///
+/// Every append holds an exclusive lock on a hidden file beside the output
+/// (`.<name>.lock`), so processes sharing the output never interleave or rotate under each
+/// other. A line is never left half-written: a failed append is cut back to where it began,
+/// and a partial last line left by a crash is cut off before the next append (its batch is
+/// still in the spool and is appended again whole).
 #[derive(Debug)]
 pub struct JsonlSink {
     name: String,
     path: PathBuf,
     max_bytes: u64,
     max_files: u32,
-    // The open file and its size; opened lazily so a missing folder is a delivery error the
-    // runtime retries, not a startup failure.
-    file: Mutex<Option<(File, u64)>>,
+    // Serialises appends within the process; the lock file does so across processes.
+    lock: Mutex<()>,
+    // Bytes an append writes before it fails as a full disk would: for the tests.
+    #[cfg(test)]
+    fail_after: Mutex<Option<usize>>,
 }
 
 impl JsonlSink {
@@ -117,7 +125,9 @@ impl JsonlSink {
             path,
             max_bytes,
             max_files,
-            file: Mutex::new(None),
+            lock: Mutex::new(()),
+            #[cfg(test)]
+            fail_after: Mutex::new(None),
         }
     }
 
@@ -126,22 +136,37 @@ impl JsonlSink {
         &self.path
     }
 
+    /// The lock file appenders of this output share.
+    pub fn lock_path(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path.with_file_name(format!(".{name}.lock"))
+    }
+
     fn rotated(&self, n: u32) -> PathBuf {
         let mut s = self.path.clone().into_os_string();
         s.push(format!(".{n}"));
         PathBuf::from(s)
     }
 
+    // Opens the output for appending, first cutting off a partial last line: whatever
+    // wrote it failed, and its batch will be appended again.
     fn open(&self) -> std::io::Result<(File, u64)> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
         let f = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)?;
         let len = f.metadata()?.len();
-        Ok((f, len))
+        let keep = complete_prefix(&f, len)?;
+        if keep < len {
+            f.set_len(keep)?;
+            f.sync_data()?;
+        }
+        Ok((f, keep))
     }
 
     // Shifts path.N to path.N+1, dropping the oldest, then moves the live file to path.1.
@@ -159,24 +184,61 @@ impl JsonlSink {
         std::fs::rename(&self.path, self.rotated(1))
     }
 
+    fn write(&self, f: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(n) = *self.fail_after.lock().unwrap() {
+            f.write_all(&bytes[..n.min(bytes.len())])?;
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        f.write_all(bytes)
+    }
+
     fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.open()?);
+        let _inproc = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
         }
-        let size = guard.as_ref().map_or(0, |(_, n)| *n);
-        if self.max_bytes > 0 && size > 0 && size + bytes.len() as u64 > self.max_bytes {
-            *guard = None;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())?;
+        // Released when `lock` is closed, at the end of this append.
+        lock.lock()?;
+        let (mut f, mut len) = self.open()?;
+        if self.max_bytes > 0 && len > 0 && len + bytes.len() as u64 > self.max_bytes {
+            drop(f);
             self.rotate()?;
-            *guard = Some(self.open()?);
+            (f, len) = self.open()?;
         }
-        let (f, n) = guard.as_mut().expect("opened above");
-        f.write_all(bytes)?;
-        // The runtime deletes the batch from its spool once this returns: it must be on disk.
-        f.sync_data()?;
-        *n += bytes.len() as u64;
+        let written = self.write(&mut f, bytes).and_then(|()| f.sync_data());
+        if let Err(e) = written {
+            // Cut back to where this append began, so the retry does not fuse onto a torn
+            // line; if even that fails, the next open cuts the partial line.
+            if f.set_len(len).is_ok() {
+                let _ = f.sync_data();
+            }
+            return Err(e);
+        }
         Ok(())
     }
+}
+
+// The length of the file up to and including its last newline.
+fn complete_prefix(f: &File, len: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = len;
+    let mut buf = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 #[async_trait]
@@ -196,12 +258,9 @@ impl Sink for JsonlSink {
                 .map_err(|e| SinkError::Permanent(format!("cannot encode an event: {e}")))?;
             bytes.push(b'\n');
         }
-        // A short append; a failed one is retried from the spool, so a half-written tail
-        // is followed by the whole batch again (at-least-once).
+        // The runtime deletes the batch from its spool once this returns: it is on disk
+        // by then. A failed append is retried from the spool, whole.
         self.append(&bytes).map_err(|e| {
-            if let Ok(mut g) = self.file.lock() {
-                *g = None;
-            }
             SinkError::retryable(format!("cannot append to {}: {e}", self.path.display()))
         })
     }
@@ -287,6 +346,93 @@ mod tests {
         // A batch bigger than max_bytes still lands whole, in a fresh file.
         s.send(&[event(8), event(9), event(10)]).await.unwrap();
         assert_eq!(ids(&p), ["e8", "e9", "e10"]);
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<SinkEvent>(l).unwrap().id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_append_leaves_no_partial_line_for_the_retry_to_fuse_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let s = JsonlSink::new("f", p.clone(), 0, 0);
+        s.send(&[event(0)]).await.unwrap();
+        // The disk fills half-way through the next batch.
+        *s.fail_after.lock().unwrap() = Some(30);
+        assert!(matches!(
+            s.send(&[event(1), event(2)]).await,
+            Err(SinkError::Retryable { .. })
+        ));
+        assert_eq!(lines(&p), ["e0"]);
+        // Space is back: the runtime sends the batch again, whole.
+        *s.fail_after.lock().unwrap() = None;
+        s.send(&[event(1), event(2)]).await.unwrap();
+        assert_eq!(lines(&p), ["e0", "e1", "e2"]);
+    }
+
+    #[tokio::test]
+    async fn a_partial_line_left_by_a_crash_is_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut text = serde_json::to_string(&event(0)).unwrap();
+        text.push('\n');
+        text.push_str(r#"{"id":"e1","kind":"driftwatch.dr"#);
+        std::fs::write(&p, text).unwrap();
+        let s = JsonlSink::new("f", p.clone(), 0, 0);
+        s.send(&[event(1)]).await.unwrap();
+        assert_eq!(lines(&p), ["e0", "e1"]);
+        // A file that is nothing but a partial line is emptied.
+        std::fs::write(&p, r#"{"id":"e"#).unwrap();
+        s.send(&[event(2)]).await.unwrap();
+        assert_eq!(lines(&p), ["e2"]);
+    }
+
+    #[tokio::test]
+    async fn appenders_in_several_threads_never_interleave_or_lose_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let line = serde_json::to_vec(&event(0)).unwrap().len() as u64 + 1;
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    // A sink per thread: separate handles, as separate processes have.
+                    let s = JsonlSink::new("f", p, 10 * line, 100);
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    for i in 0..25 {
+                        rt.block_on(s.send(&[event(t * 100 + i)])).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let path = e.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.jsonl")
+            {
+                all.extend(lines(&path));
+            }
+        }
+        all.sort();
+        let mut want: Vec<String> = (0..4)
+            .flat_map(|t| (0..25).map(move |i| format!("e{}", t * 100 + i)))
+            .collect();
+        want.sort();
+        assert_eq!(all, want);
     }
 
     #[tokio::test]
