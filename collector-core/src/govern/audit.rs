@@ -1,15 +1,28 @@
 //! The tamper-evident audit log: every classification decision appended as one JSON line
 //! carrying its sequence number, the previous record's hash and its own SHA-256 over
-//! canonical JSON (keys sorted, no spaces). The last sequence number and hash are also
-//! kept in a checkpoint file beside the log, so truncation is detected too.
+//! canonical JSON (keys sorted, no spaces). The last sequence number, hash and the log's
+//! length in bytes are also kept in a checkpoint file beside the log, so truncation is
+//! detected too.
+//!
+//! Writers take an exclusive lock on `<log>.lock` for the whole open, append and
+//! checkpoint, so concurrent scans extend one chain. Opening reads only the last
+//! checkpointed record (backwards from the checkpointed length) and refuses to append to a
+//! log whose end does not match its checkpoint: appending would re-anchor the checkpoint
+//! and launder the change. Bytes past the checkpointed length are what an interrupted
+//! append leaves: whole records that continue the chain are adopted, an incomplete last
+//! line is cut off, and either way an `audit.recovered` record says so in the chain.
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// The hash a first record points back to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The `event` of the record written when an interrupted append is recovered.
+pub const RECOVERED: &str = "audit.recovered";
 
 /// Why the log could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -58,62 +71,299 @@ fn hash_of(record: &Map<String, Value>) -> String {
     ))
 }
 
-/// The checkpoint file of a log.
-pub fn checkpoint_path(log: &Path) -> PathBuf {
+fn sibling(log: &Path, suffix: &str) -> PathBuf {
     let mut s = log.as_os_str().to_owned();
-    s.push(".checkpoint");
+    s.push(suffix);
     PathBuf::from(s)
 }
 
-/// An open log, positioned after its last record.
-pub struct AuditLog {
-    path: PathBuf,
-    seq: u64,
-    last: String,
+/// The checkpoint file of a log.
+pub fn checkpoint_path(log: &Path) -> PathBuf {
+    sibling(log, ".checkpoint")
 }
 
-impl AuditLog {
-    /// Opens (or starts) a log; its tail is taken from the last line.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        let err = |m: String| AuditError {
-            path: path.to_path_buf(),
-            message: m,
-        };
-        let (mut seq, mut last) = (0, GENESIS.to_string());
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                    let v: Value = serde_json::from_str(line).map_err(|e| {
-                        err(format!(
-                            "last record is not JSON ({e}); run `driftwatch audit verify`"
-                        ))
-                    })?;
-                    seq = v["seq"].as_u64().unwrap_or(0);
-                    last = v["hash"].as_str().unwrap_or(GENESIS).to_string();
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e.to_string())),
+/// The file writers lock so that one appends at a time.
+pub fn lock_path(log: &Path) -> PathBuf {
+    sibling(log, ".lock")
+}
+
+/// What a checkpoint records: where the log ended after the last append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The last record's sequence number (0 for a new log, which has no checkpoint).
+    pub seq: u64,
+    /// The last record's hash ([`GENESIS`] for a new log).
+    pub hash: String,
+    /// The log's length in bytes; absent in checkpoints written before it was recorded.
+    pub len: Option<u64>,
+}
+
+impl Checkpoint {
+    /// Reads a checkpoint's text; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Checkpoint> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let seq = v.get("seq")?.as_u64()?;
+        let hash = v.get("hash")?.as_str()?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
         }
-        Ok(AuditLog {
-            path: path.to_path_buf(),
+        let len = match v.get("len") {
+            None => None,
+            Some(l) => Some(l.as_u64()?),
+        };
+        // A checkpoint is only written after a record, and a record takes bytes.
+        if seq == 0 || len == Some(0) {
+            return None;
+        }
+        Some(Checkpoint {
             seq,
-            last,
+            hash: hash.to_string(),
+            len,
         })
     }
 
-    /// Appends records (each an object of the decision's fields), fsyncs the log, then
-    /// replaces the checkpoint.
-    pub fn append(&mut self, records: Vec<Map<String, Value>>) -> Result<(), AuditError> {
-        let err = |e: std::io::Error| AuditError {
+    fn line(&self) -> String {
+        format!(
+            "{}\n",
+            json!({"seq": self.seq, "hash": self.hash, "len": self.len})
+        )
+    }
+}
+
+/// A record's fields when it is a well-formed record whose hash matches its content.
+fn sound(line: &[u8]) -> Option<(u64, String, String)> {
+    let rec: Map<String, Value> = serde_json::from_slice(line).ok()?;
+    let hash = rec.get("hash")?.as_str()?;
+    if hash_of(&rec) != hash {
+        return None;
+    }
+    Some((
+        rec.get("seq")?.as_u64()?,
+        rec.get("prev")?.as_str()?.to_string(),
+        hash.to_string(),
+    ))
+}
+
+/// The last line of `file[..end]` (which ends with a newline), read backwards in blocks so
+/// that a long log is not read whole.
+fn last_line(file: &mut File, end: u64) -> std::io::Result<Vec<u8>> {
+    let (mut buf, mut start, mut block) = (Vec::new(), end, 4096u64);
+    loop {
+        let from = start.saturating_sub(block);
+        let mut chunk = vec![0; (start - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        start = from;
+        let body = &buf[..buf.len().saturating_sub(1)];
+        if let Some(i) = body.iter().rposition(|&b| b == b'\n') {
+            return Ok(buf.split_off(i + 1));
+        }
+        if start == 0 {
+            return Ok(buf);
+        }
+        block *= 2;
+    }
+}
+
+/// An open log, positioned after its last record, holding the writers' lock until dropped.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    /// Closing it releases the lock.
+    _lock: File,
+    seq: u64,
+    last: String,
+    len: u64,
+}
+
+impl AuditLog {
+    /// Locks the log, checks that it ends where its checkpoint says (or starts a new one
+    /// when neither exists), and recovers an interrupted append.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        let io = |p: &Path, what: &str, e: std::io::Error| AuditError {
+            path: p.to_path_buf(),
+            message: format!("{what}: {e}"),
+        };
+        let cp_path = checkpoint_path(path);
+        let refuse = |why: String| AuditError {
+            path: path.to_path_buf(),
+            message: format!(
+                "refusing to append: {why}. Run `driftwatch audit verify --file {}` to see \
+                 what changed; to start a new chain, keep {} and {} as evidence and move \
+                 both aside",
+                path.display(),
+                path.display(),
+                cp_path.display()
+            ),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, "cannot create", e))?;
+        }
+        let lock_file = lock_path(path);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_file)
+            .map_err(|e| io(&lock_file, "cannot open the lock", e))?;
+        lock.lock().map_err(|e| io(&lock_file, "cannot lock", e))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| io(path, "cannot open", e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| io(path, "cannot read", e))?
+            .len();
+        let cp = match std::fs::read_to_string(&cp_path) {
+            Ok(text) => Checkpoint::parse(&text).ok_or_else(|| {
+                refuse(format!(
+                    "its checkpoint {} is not a valid checkpoint",
+                    cp_path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && size == 0 => Checkpoint {
+                seq: 0,
+                hash: GENESIS.into(),
+                len: Some(0),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(refuse(format!(
+                    "the log has records but its checkpoint {} is missing",
+                    cp_path.display()
+                )))
+            }
+            Err(e) => return Err(io(&cp_path, "cannot read", e)),
+        };
+        let end = match cp.len {
+            Some(len) if len > size => {
+                return Err(refuse(format!(
+                    "the log has {size} bytes but its checkpoint records {len} (sequence {}): \
+                     records were removed from the end",
+                    cp.seq
+                )))
+            }
+            Some(len) => len,
+            None => legacy_end(&mut file, &cp)
+                .map_err(|e| io(path, "cannot read", e))?
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "no record has the checkpoint's sequence {} and hash: the records \
+                         were removed from the end or altered",
+                        cp.seq
+                    ))
+                })?,
+        };
+        if end > 0 {
+            let line = last_line(&mut file, end).map_err(|e| io(path, "cannot read", e))?;
+            let ok = line.ends_with(b"\n")
+                && sound(&line).is_some_and(|(seq, _, hash)| seq == cp.seq && hash == cp.hash);
+            if !ok {
+                return Err(refuse(format!(
+                    "the record at the checkpointed end (byte {end}) does not match the \
+                     checkpoint (sequence {}): the record was edited, replaced or removed",
+                    cp.seq
+                )));
+            }
+        }
+        let mut log = AuditLog {
+            path: path.to_path_buf(),
+            file,
+            _lock: lock,
+            seq: cp.seq,
+            last: cp.hash,
+            len: end,
+        };
+        if size > end {
+            log.recover(size, &refuse)?;
+        }
+        Ok(log)
+    }
+
+    /// Deals with the bytes past the checkpointed end: whole records continuing the chain (an
+    /// append whose checkpoint was not written) are kept, an incomplete last line (a crash
+    /// or a full disk mid-append) is cut off, and the recovery is itself recorded. Anything
+    /// else was not written by driftwatch and is refused.
+    fn recover(
+        &mut self,
+        size: u64,
+        refuse: &dyn Fn(String) -> AuditError,
+    ) -> Result<(), AuditError> {
+        let io = |e: std::io::Error| AuditError {
             path: self.path.clone(),
-            message: e.to_string(),
+            message: format!("cannot recover: {e}"),
+        };
+        self.file.seek(SeekFrom::Start(self.len)).map_err(io)?;
+        let (mut pos, mut seq, mut last, mut adopted) =
+            (self.len, self.seq, self.last.clone(), 0u64);
+        let mut reader = BufReader::new(&self.file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).map_err(io)? as u64;
+            if n == 0 || !line.ends_with(b"\n") {
+                break;
+            }
+            match sound(&line) {
+                Some((s, prev, hash)) if s == seq + 1 && prev == last => {
+                    (seq, last) = (s, hash);
+                    pos += n;
+                    adopted += 1;
+                }
+                _ => {
+                    return Err(refuse(format!(
+                        "the line at byte {pos}, past the checkpointed end, does not continue \
+                         the chain: it was not written by driftwatch"
+                    )))
+                }
+            }
+        }
+        drop(reader);
+        let discarded = size - pos;
+        if discarded > 0 {
+            self.file
+                .set_len(pos)
+                .and_then(|_| self.file.sync_all())
+                .map_err(io)?;
+        }
+        let checkpointed = self.seq;
+        (self.seq, self.last, self.len) = (seq, last, pos);
+        let mut r = Map::new();
+        r.insert("at".into(), json!(crate::scan::now_rfc3339()));
+        r.insert("event".into(), json!(RECOVERED));
+        r.insert("checkpoint_seq".into(), json!(checkpointed));
+        r.insert("adopted_records".into(), json!(adopted));
+        r.insert("discarded_bytes".into(), json!(discarded));
+        self.append(vec![r])
+    }
+
+    /// Appends records (each an object of the decision's fields) in one write, fsyncs the
+    /// log, then replaces the checkpoint atomically.
+    pub fn append(&mut self, records: Vec<Map<String, Value>>) -> Result<(), AuditError> {
+        let err = |what: &str, e: std::io::Error| AuditError {
+            path: self.path.clone(),
+            message: format!("{what}: {e}"),
         };
         if records.is_empty() {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
+        let size = self
+            .file
+            .metadata()
+            .map_err(|e| err("cannot read", e))?
+            .len();
+        if size != self.len {
+            return Err(err(
+                "refusing to append",
+                std::io::Error::other(format!(
+                    "the log changed under the lock ({} bytes, expected {})",
+                    size, self.len
+                )),
+            ));
         }
         let mut out = String::new();
         let (mut seq, mut last) = (self.seq, self.last.clone());
@@ -127,39 +377,95 @@ impl AuditLog {
             out.push('\n');
             last = h;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(err)?;
-        f.write_all(out.as_bytes()).map_err(err)?;
-        f.sync_all().map_err(err)?;
+        if let Err(e) = self
+            .file
+            .write_all(out.as_bytes())
+            .and_then(|_| self.file.sync_data())
+        {
+            // Leave the log ending on a whole record; if even this fails, the next open
+            // finds the incomplete line and recovers it.
+            let _ = self
+                .file
+                .set_len(self.len)
+                .and_then(|_| self.file.sync_all());
+            return Err(err("cannot write", e));
+        }
+        (self.seq, self.last, self.len) = (seq, last, self.len + out.len() as u64);
         let cp = checkpoint_path(&self.path);
-        driftwatch_sink_file::write_atomic(
-            &cp,
-            format!("{}\n", json!({"seq": seq, "hash": last})).as_bytes(),
-        )
-        .map_err(|e| AuditError {
+        let line = Checkpoint {
+            seq: self.seq,
+            hash: self.last.clone(),
+            len: Some(self.len),
+        }
+        .line();
+        // Records already written stay valid without it: the next open adopts them.
+        driftwatch_sink_file::write_atomic(&cp, line.as_bytes()).map_err(|e| AuditError {
             path: cp.clone(),
-            message: e.to_string(),
-        })?;
-        self.seq = seq;
-        self.last = last;
-        Ok(())
+            message: format!("cannot write the checkpoint: {e}"),
+        })
     }
 }
 
-/// Checks the whole chain and the checkpoint; the number of records when intact.
+/// Where the record a checkpoint without a length names ends, found by streaming the log
+/// once; the first append after that records the length.
+fn legacy_end(file: &mut File, cp: &Checkpoint) -> std::io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(0))?;
+    let needle = format!("\"hash\":\"{}\"", cp.hash);
+    let (mut reader, mut line, mut pos) = (BufReader::new(&*file), Vec::new(), 0u64);
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)? as u64;
+        if n == 0 {
+            return Ok(None);
+        }
+        pos += n;
+        if line.ends_with(b"\n")
+            && String::from_utf8_lossy(&line).contains(&needle)
+            && sound(&line).is_some_and(|(seq, _, h)| seq == cp.seq && h == cp.hash)
+        {
+            return Ok(Some(pos));
+        }
+    }
+}
+
+/// Checks the whole chain and the checkpoint; the number of records when intact. The log
+/// is streamed line by line, under the writers' lock when there is one, so that an append
+/// in progress is not mistaken for tampering.
 pub fn verify(log: &Path, checkpoint: &Path) -> Result<Result<u64, Vec<Tamper>>, AuditError> {
-    let text = std::fs::read_to_string(log).map_err(|e| AuditError {
-        path: log.to_path_buf(),
+    let err = |p: &Path, e: std::io::Error| AuditError {
+        path: p.to_path_buf(),
         message: e.to_string(),
-    })?;
+    };
+    // A copy of a log verified elsewhere has no lock beside it: nothing to wait for.
+    let lock = File::open(lock_path(log)).ok();
+    if let Some(l) = &lock {
+        l.lock_shared().map_err(|e| err(&lock_path(log), e))?;
+    }
+    let mut reader = BufReader::new(File::open(log).map_err(|e| err(log, e))?);
     let mut problems = Vec::new();
-    let (mut seq, mut prev) = (0u64, GENESIS.to_string());
-    for (i, line) in text.lines().enumerate() {
-        let at = Some(i + 1);
-        let rec: Map<String, Value> = match serde_json::from_str(line) {
+    let (mut seq, mut prev, mut bytes) = (0u64, GENESIS.to_string(), 0u64);
+    let (mut raw, mut i) = (Vec::new(), 0usize);
+    loop {
+        raw.clear();
+        let n = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| err(log, e))?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        i += 1;
+        let at = Some(i);
+        if !raw.ends_with(b"\n") {
+            problems.push(Tamper {
+                line: at,
+                message: "the last line is incomplete: an append was interrupted (the next \
+                          scan cuts it off and records that) or the log was cut"
+                    .into(),
+            });
+            break;
+        }
+        let rec: Map<String, Value> = match serde_json::from_slice(&raw) {
             Ok(Value::Object(m)) => m,
             _ => {
                 problems.push(Tamper {
@@ -196,20 +502,44 @@ pub fn verify(log: &Path, checkpoint: &Path) -> Result<Result<u64, Vec<Tamper>>,
         prev = stored.to_string();
     }
     match std::fs::read_to_string(checkpoint) {
-        Ok(cp) => {
-            let v: Value = serde_json::from_str(&cp).unwrap_or(Value::Null);
-            let (cs, ch) = (v["seq"].as_u64(), v["hash"].as_str());
-            if cs != Some(seq) || ch != Some(prev.as_str()) {
-                problems.push(Tamper {
-                    line: None,
-                    message: format!(
-                        "the checkpoint {} records sequence {} but the log ends at {seq}: records were removed from the end, or the checkpoint was altered",
+        Ok(text) => match Checkpoint::parse(&text) {
+            None => problems.push(Tamper {
+                line: None,
+                message: format!(
+                    "the checkpoint {} is not a valid checkpoint",
+                    checkpoint.display()
+                ),
+            }),
+            Some(cp) if cp.seq != seq || cp.hash != prev => problems.push(Tamper {
+                line: None,
+                message: if cp.seq < seq {
+                    format!(
+                        "the checkpoint {} records sequence {} but the log goes on to {seq}: \
+                         records were appended after it (an interrupted append, which the next \
+                         scan adopts and records), or the checkpoint was altered",
                         checkpoint.display(),
-                        cs.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
-                    ),
-                });
-            }
-        }
+                        cp.seq
+                    )
+                } else {
+                    format!(
+                        "the checkpoint {} records sequence {} but the log ends at {seq}: \
+                         records were removed from the end, or the checkpoint was altered",
+                        checkpoint.display(),
+                        cp.seq
+                    )
+                },
+            }),
+            Some(Checkpoint { len: Some(len), .. }) if len != bytes => problems.push(Tamper {
+                line: None,
+                message: format!(
+                    "the checkpoint {} records a log of {len} bytes but it has {bytes}: the \
+                     log was cut or extended after its last record, or the checkpoint was \
+                     altered",
+                    checkpoint.display()
+                ),
+            }),
+            Some(_) => {}
+        },
         Err(e) => problems.push(Tamper {
             line: None,
             message: format!("cannot read the checkpoint {}: {e}", checkpoint.display()),
@@ -220,4 +550,255 @@ pub fn verify(log: &Path, checkpoint: &Path) -> Result<Result<u64, Vec<Tamper>>,
     } else {
         Err(problems)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(n: usize) -> Map<String, Value> {
+        let mut r = Map::new();
+        r.insert("finding".into(), json!(format!("f-{n}")));
+        r.insert("status".into(), json!("review"));
+        r
+    }
+
+    /// A log in a fresh folder with `scans` appends of 3 records each.
+    fn log_with(scans: usize) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit/audit.jsonl");
+        for s in 0..scans {
+            let mut l = AuditLog::open(&log).unwrap();
+            l.append((0..3).map(|i| decision(s * 3 + i)).collect())
+                .unwrap();
+        }
+        (dir, log)
+    }
+
+    fn append_one(log: &Path) -> Result<(), AuditError> {
+        AuditLog::open(log)?.append(vec![decision(99)])
+    }
+
+    fn verified(log: &Path) -> Result<u64, Vec<Tamper>> {
+        verify(log, &checkpoint_path(log)).unwrap()
+    }
+
+    fn records(log: &Path) -> Vec<Value> {
+        std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn assert_refused(log: &Path, needle: &str) {
+        let before = std::fs::read(log).ok();
+        let e = append_one(log).expect_err("a tampered log was appended to");
+        let text = e.to_string();
+        assert!(text.contains(needle), "{text}");
+        assert!(text.contains("driftwatch audit verify"), "{text}");
+        assert!(
+            text.contains(&checkpoint_path(log).display().to_string()),
+            "{text}"
+        );
+        assert_eq!(std::fs::read(log).ok(), before, "the log was written");
+    }
+
+    #[test]
+    fn appends_chain_and_verify() {
+        let (_d, log) = log_with(3);
+        assert_eq!(verified(&log), Ok(9));
+        let r = records(&log);
+        assert_eq!(r[0]["prev"], GENESIS);
+        assert_eq!(r[8]["seq"], 9);
+        assert_eq!(r[5]["hash"], r[6]["prev"]);
+    }
+
+    #[test]
+    fn a_log_cut_at_the_end_is_refused_and_still_fails_verify() {
+        let (_d, log) = log_with(3);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let cut: String = lines[..7].iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&log, cut).unwrap();
+        assert_refused(&log, "removed from the end");
+        assert!(verified(&log).is_err());
+    }
+
+    #[test]
+    fn a_forged_last_record_with_a_correct_hash_is_refused() {
+        let (_d, log) = log_with(2);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let mut last: Map<String, Value> = serde_json::from_str(lines.last().unwrap()).unwrap();
+        last.insert("status".into(), json!("allowed"));
+        let h = hash_of(&last);
+        last.insert("hash".into(), json!(h));
+        *lines.last_mut().unwrap() = canonical(&Value::Object(last));
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        assert_refused(&log, "does not match the checkpoint");
+        assert!(verified(&log).is_err());
+    }
+
+    #[test]
+    fn a_deleted_checkpoint_is_refused() {
+        let (_d, log) = log_with(1);
+        std::fs::remove_file(checkpoint_path(&log)).unwrap();
+        assert_refused(&log, "missing");
+        assert!(verified(&log).is_err());
+    }
+
+    #[test]
+    fn a_garbage_checkpoint_is_refused() {
+        let (_d, log) = log_with(1);
+        for garbage in [
+            "",
+            "not json\n",
+            "{\"seq\":3}\n",
+            "{\"seq\":3,\"hash\":\"x\",\"len\":1}\n",
+        ] {
+            std::fs::write(checkpoint_path(&log), garbage).unwrap();
+            assert_refused(&log, "not a valid checkpoint");
+            assert!(verified(&log).is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_match_the_log_length_fails_verify() {
+        let (_d, log) = log_with(1);
+        let cp = checkpoint_path(&log);
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+        let len = v["len"]
+            .as_u64()
+            .expect("the checkpoint records the length");
+        assert_eq!(len, std::fs::metadata(&log).unwrap().len());
+        std::fs::write(
+            &cp,
+            format!(
+                "{}\n",
+                json!({"seq": v["seq"], "hash": v["hash"], "len": len + 5})
+            ),
+        )
+        .unwrap();
+        let problems = verified(&log).unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.message.contains("bytes")),
+            "{problems:?}"
+        );
+        assert_refused(&log, "removed from the end");
+    }
+
+    /// What a full disk leaves of a record: its beginning, without the newline.
+    const TORN: &[u8] = b"{\"decided_by\":[\"x\"],\"fin";
+
+    #[test]
+    fn a_torn_tail_is_discarded_with_a_recovery_record() {
+        let (_d, log) = log_with(2);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(TORN).unwrap();
+        drop(f);
+        assert!(verified(&log).is_err(), "a torn tail is reported");
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(8));
+        let r = records(&log);
+        assert_eq!(r[6]["event"], "audit.recovered");
+        assert_eq!(r[6]["discarded_bytes"], TORN.len());
+        assert_eq!(r[6]["adopted_records"], 0);
+        assert_eq!(r[7]["finding"], "f-99");
+    }
+
+    #[test]
+    fn records_written_after_the_checkpoint_are_adopted_and_recorded() {
+        let (_d, log) = log_with(1);
+        let cp = checkpoint_path(&log);
+        let before = std::fs::read(&cp).unwrap();
+        // A crash between the log's fsync and the checkpoint's rename.
+        append_one(&log).unwrap();
+        std::fs::write(&cp, before).unwrap();
+        AuditLog::open(&log).unwrap();
+        assert_eq!(verified(&log), Ok(5));
+        let r = records(&log);
+        assert_eq!(r[4]["event"], "audit.recovered");
+        assert_eq!(r[4]["adopted_records"], 1);
+        assert_eq!(r[4]["discarded_bytes"], 0);
+    }
+
+    /// A checkpoint as earlier versions wrote it: no length.
+    fn strip_len(log: &Path) {
+        let cp = checkpoint_path(log);
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+        let legacy = json!({"seq": v["seq"], "hash": v["hash"]});
+        std::fs::write(&cp, format!("{legacy}\n")).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_without_a_length_is_still_honoured() {
+        let (_d, log) = log_with(2);
+        strip_len(&log);
+        assert_eq!(verified(&log), Ok(6));
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(7));
+        let cp = std::fs::read_to_string(checkpoint_path(&log)).unwrap();
+        assert!(Checkpoint::parse(&cp).unwrap().len.is_some(), "{cp}");
+        // A torn tail left by an earlier version is recovered too.
+        strip_len(&log);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(TORN).unwrap();
+        drop(f);
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(9));
+        assert_eq!(records(&log)[7]["event"], RECOVERED);
+        // And a cut end is refused.
+        strip_len(&log);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let cut: String = text.lines().take(8).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&log, cut).unwrap();
+        assert_refused(&log, "no record has the checkpoint's sequence 9");
+    }
+
+    #[test]
+    fn a_foreign_line_after_the_checkpoint_is_refused() {
+        let (_d, log) = log_with(1);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"{\"seq\":4}\n").unwrap();
+        drop(f);
+        assert_refused(&log, "does not continue the chain");
+    }
+
+    #[test]
+    fn concurrent_writers_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let mut l = AuditLog::open(&log).unwrap();
+                        l.append(vec![decision(t * 100 + i), decision(t * 100 + 50 + i)])
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(verified(&log), Ok(200));
+        let seqs: Vec<u64> = records(&log)
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_fresh_log_starts_at_genesis_even_without_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        AuditLog::open(&log).unwrap().append(Vec::new()).unwrap();
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(1));
+        assert_eq!(records(&log)[0]["prev"], GENESIS);
+    }
 }
