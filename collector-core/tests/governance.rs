@@ -217,6 +217,69 @@ fn policy_test_runs_the_library_and_fails_a_broken_test() {
     assert!(err.contains("broken.rego"), "{err}");
 }
 
+/// The quickstart with one more policy folder holding `name` = `text`.
+fn with_policy(name: &str, text: &str) -> tempfile::TempDir {
+    let dir = quickstart();
+    std::fs::create_dir(dir.path().join("extra")).unwrap();
+    std::fs::write(dir.path().join("extra").join(name), text).unwrap();
+    let cfg = dir.path().join("driftwatch.toml");
+    let t = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "policies = [",
+        "policies = [\"extra\", ",
+        1,
+    );
+    std::fs::write(&cfg, t).unwrap();
+    dir
+}
+
+#[test]
+fn recursive_policies_are_refused_not_aborted() {
+    for (what, text) in [
+        (
+            "direct",
+            "package r\nf(x) := y if { y := f(x) }\ndeny contains \"m\" if { f(1) }\n",
+        ),
+        (
+            "mutual",
+            "package r\nf(x) := y if { y := g(x) }\ng(x) := y if { y := f(x) }\n\
+             deny contains \"m\" if { f(1) }\n",
+        ),
+        (
+            "bounded",
+            "package r\nf(n) := 0 if { n <= 0 }\nf(n) := y if { n > 0; y := f(n - 1) + 1 }\n\
+             deny contains \"m\" if { f(100000) > 0 }\n",
+        ),
+    ] {
+        let dir = with_policy("r.rego", text);
+        for cmd in ["validate", "scan"] {
+            let (code, out, err) = run(bin(dir.path()).args([cmd, "-c", "driftwatch.toml"]));
+            assert_eq!(code, 1, "{what} {cmd}: {out}{err}");
+            assert!(out.is_empty(), "{what} {cmd}: {out}");
+            assert!(
+                err.contains("r.rego:2: function `r.f` calls itself"),
+                "{what} {cmd}: {err}"
+            );
+        }
+        let (code, _, err) = run(bin(dir.path()).args(["policy", "test", "extra"]));
+        assert_eq!(code, 1, "{what}");
+        assert!(err.contains("calls itself"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn a_policy_that_fails_at_scan_time_stops_the_scan_with_its_file() {
+    // Rule recursion is found by the engine when it evaluates: an error, not an abort.
+    let dir = with_policy(
+        "r.rego",
+        "package r\nx if { y }\ny if { x }\ndeny contains \"m\" if { x }\n",
+    );
+    let (code, out, err) = run(bin(dir.path()).args(["scan", "-q", "-c", "driftwatch.toml"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("evaluating data.r"), "{err}");
+    assert!(err.contains("r.rego"), "{err}");
+    assert!(err.contains("recursion"), "{err}");
+}
+
 #[test]
 fn audit_tampering_is_detected() {
     let dir = quickstart();

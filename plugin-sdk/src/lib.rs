@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod input;
 pub mod provider;
 pub mod report;
 pub mod schema;
