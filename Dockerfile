@@ -5,7 +5,7 @@
 #   docker run --rm -v $PWD/examples/quickstart:/etc/driftwatch:ro driftwatch \
 #       scan --config /etc/driftwatch/driftwatch.toml
 
-FROM rust:1.89-bookworm AS build
+FROM rust:1.91-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p driftwatch-core --bin driftwatch \

@@ -235,8 +235,29 @@ enum ListFormat {
     Json,
 }
 
+/// Set once `main` has its exit code: any earlier exit came from code that is not ours.
+static FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs at `exit()`: an in-process plugin that calls `exit(0)` mid-scan must not end the
+/// process with a success code and no report, which a CI gate would read as "in sync".
+extern "C" fn exit_guard() {
+    if !FINISHED.load(std::sync::atomic::Ordering::SeqCst) {
+        let msg = b"error: the process was told to exit before the report was complete (an in-process plugin called exit?); run the plugin with mode = \"isolated\"\n";
+        // SAFETY: write(2) and _exit(2) are async-signal-safe and need no Rust state.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(i32::from(EXIT_ERROR));
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    // Parsed first: `--help` and usage errors exit from inside clap, and rightly so.
     let cli = Cli::parse();
+    // SAFETY: registers a plain extern "C" function with no captured state.
+    unsafe {
+        libc::atexit(exit_guard);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let logs = tracing_subscriber::fmt()
@@ -298,6 +319,7 @@ fn main() -> ExitCode {
             Err(e) => fail(format!("plugin host for {}: {e}", path.display())),
         },
     };
+    FINISHED.store(true, std::sync::atomic::Ordering::SeqCst);
     ExitCode::from(code)
 }
 
@@ -358,13 +380,20 @@ fn cmd_scan(
     quiet: bool,
     fail_on: FailOn,
 ) -> u8 {
+    // In-process plugins run in this process: whatever they print must not land inside
+    // the report, so the report gets standard output to itself.
+    let mut report_out = match driftwatch_core::plugin::isolated::private_stdout() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot set up standard output: {e}")),
+    };
+    let stdout_is_terminal = report_out.is_terminal();
     let prepared = match load(&config, &driftignore) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let format = format
         .or_else(|| output.as_deref().and_then(Format::from_extension))
-        .unwrap_or(if output.is_none() && std::io::stdout().is_terminal() {
+        .unwrap_or(if output.is_none() && stdout_is_terminal {
             Format::Table
         } else {
             Format::Json
@@ -394,7 +423,7 @@ fn cmd_scan(
             }
         }
         None => {
-            let mut out = std::io::stdout().lock();
+            let out = &mut report_out;
             if let Err(e) = out.write_all(&bytes).and_then(|_| out.flush()) {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
                     return fail(format!("cannot write to stdout: {e}"));
@@ -425,8 +454,38 @@ fn cmd_scan(
         );
         code = EXIT_ERROR;
     }
+    // A listing that failed for one region or type leaves resources unjudged: a CI gate
+    // must not read that as "in sync" or as a complete verdict.
+    let failed_scopes: Vec<_> = summary
+        .coverage
+        .failed_scopes
+        .iter()
+        .filter(|s| !s.error.as_deref().unwrap_or("").starts_with("provider `"))
+        .collect();
+    for s in &failed_scopes {
+        let mut at = String::new();
+        for part in [s.account.as_deref(), s.region.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            at.push_str(&format!(" {part}"));
+        }
+        eprintln!(
+            "error: listing {} {}{at} failed: {} (the scan is partial: its declared resources were not judged)",
+            s.provider,
+            s.r#type,
+            s.error.as_deref().unwrap_or("no reason given")
+        );
+    }
+    if summary.partial {
+        code = EXIT_ERROR;
+    }
     for (name, e) in &outcome.sink_errors {
         eprintln!("error: sink `{name}` failed: {e}");
+        code = EXIT_ERROR;
+    }
+    if let Some(e) = &outcome.audit_error {
+        eprintln!("error: {e} (the report is complete; this scan's decisions were not logged)");
         code = EXIT_ERROR;
     }
     code

@@ -67,6 +67,9 @@ pub struct ScanOutcome {
     pub sinks: Vec<crate::deliver::SinkReport>,
     /// Exceptions and break-glass overrides in force when the scan ran.
     pub exceptions_active: usize,
+    /// Why the decisions could not be appended to the audit log: the report is complete,
+    /// but the scan failed.
+    pub audit_error: Option<String>,
 }
 
 /// Checks a config completely (structure, component settings, state locations, ignore
@@ -271,6 +274,111 @@ fn cloud_of_type(ty: &str) -> String {
     iac::tfstate::normalise_provider(ty.split('_').next().unwrap_or(ty)).to_string()
 }
 
+/// A live resource hides what its declared side hides (a tag marked sensitive, a nested
+/// password): policies, risk rules and sinks see live attributes too.
+fn mask_matched_live(declared: &[Declared], live: &mut [Resource]) {
+    let masked: std::collections::HashMap<String, &[String]> = declared
+        .iter()
+        .filter(|d| !d.masked.is_empty())
+        .map(|d| {
+            let id = diff::canon::declared_id(&d.key.r#type, &d.key.id, &d.attributes);
+            (
+                key_of(&d.key.provider, &d.key.r#type, &id),
+                d.masked.as_slice(),
+            )
+        })
+        .collect();
+    if masked.is_empty() {
+        return;
+    }
+    for r in live {
+        if let Some(paths) = masked.get(&key_of(&r.key.provider, &r.key.r#type, &r.key.id)) {
+            iac::secrets::mask_paths(&mut r.attributes, paths);
+            // The tag map the provider reports beside the attributes mirrors them.
+            for p in paths.iter() {
+                for map in ["tags.", "tags_all.", "labels.", "effective_labels."] {
+                    if let Some(v) = p.strip_prefix(map).and_then(|k| r.tags.get_mut(k)) {
+                        *v = iac::secrets::MASK.to_string();
+                    }
+                }
+                if matches!(
+                    p.as_str(),
+                    "tags" | "tags_all" | "labels" | "effective_labels"
+                ) {
+                    for v in r.tags.values_mut() {
+                        *v = iac::secrets::MASK.to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The key the diff matches declared and live resources on.
+fn key_of(provider: &str, ty: &str, id: &str) -> String {
+    format!(
+        "{provider}\u{1f}{}\u{1f}{}",
+        diff::canon::live_type(ty),
+        diff::canon::match_id(provider, id)
+    )
+}
+
+/// Which provider emitted each live resource key first, to refuse overlaps.
+struct KeyOwners {
+    /// Off with a single provider: nothing can overlap.
+    enabled: bool,
+    owners: std::collections::HashMap<String, Arc<str>>,
+}
+
+impl KeyOwners {
+    fn new(providers: usize) -> Self {
+        KeyOwners {
+            enabled: providers > 1,
+            owners: std::collections::HashMap::new(),
+        }
+    }
+
+    fn key(r: &Resource) -> String {
+        key_of(&r.key.provider, &r.key.r#type, &r.key.id)
+    }
+
+    /// Records `provider`'s keys, or says which keys another provider already emitted.
+    fn claim(&mut self, provider: &str, items: &[Resource]) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut clashes: Vec<String> = Vec::new();
+        let mut count = 0usize;
+        for r in items {
+            if let Some(first) = self.owners.get(&Self::key(r)) {
+                if &**first != provider {
+                    count += 1;
+                    if clashes.len() < 3 {
+                        clashes.push(format!("{}.{} (from `{first}`)", r.key.r#type, r.key.id));
+                    }
+                }
+            }
+        }
+        if count > 0 {
+            return Err(format!(
+                "{count} resource(s) it reports are also reported by another provider: {}{}; \
+                 two providers must not list the same resources (overlapping exports or a \
+                 plugin shadowing a built-in provider): narrow their paths, accounts or \
+                 types so that each resource comes from one provider",
+                clashes.join(", "),
+                if count > clashes.len() { ", ..." } else { "" }
+            ));
+        }
+        let name: Arc<str> = Arc::from(provider);
+        for r in items {
+            self.owners
+                .entry(Self::key(r))
+                .or_insert_with(|| name.clone());
+        }
+        Ok(())
+    }
+}
+
 /// Runs a prepared scan; `progress` shows per-provider and per-state progress (hidden
 /// when not on a terminal).
 pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOutcome, ScanError> {
@@ -324,13 +432,30 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
     let mut live = Vec::new();
     let mut scopes: Vec<Scope> = Vec::new();
     let mut provider_summaries = Vec::new();
+    let mut owners = KeyOwners::new(tasks.len());
     for t in tasks {
         let (entry, info, result, items) = t
             .await
             .map_err(|e| ScanError::Internal(format!("provider task: {e}")))?;
         let count = items.len();
+        // Two providers reporting one resource is an overlap in the config (two exports of
+        // one account, a plugin shadowing a built-in provider): neither copy can be trusted
+        // to be the live view, so the later provider fails instead of being merged.
+        let result = match result {
+            Ok(report) => match owners.claim(&entry.name, &items) {
+                Ok(()) => Ok(report),
+                Err(message) => Err(ProviderError::other(message)),
+            },
+            Err(e) => Err(e),
+        };
         match result {
             Ok(report) => {
+                let mut items = items;
+                // Live listings have no `sensitive_attributes`: mask by name and type, as
+                // the state reader does, before any finding, policy or sink sees them.
+                for r in &mut items {
+                    iac::secrets::mask_live(&r.key.r#type, &mut r.attributes);
+                }
                 live.extend(items);
                 scopes.extend(report.scopes);
                 provider_summaries.push(ProviderSummary {
@@ -395,6 +520,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         })
         .collect();
     let declared: Vec<Declared> = state_files.into_iter().flat_map(|f| f.resources).collect();
+    mask_matched_live(&declared, &mut live);
 
     let result = diff::diff(
         &declared,
@@ -413,6 +539,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
     let classified = governance
         .classify(&mut result.findings, &declared, &live, &started_at)
         .map_err(|e| ScanError::Governance(e.to_string()))?;
+    let audit_error = classified.audit_error.map(|e| e.to_string());
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "classified"
@@ -484,11 +611,14 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         match crate::deliver::Delivery::start(streams, &spool_root) {
             Ok(delivery) => {
                 let scan_id = crate::deliver::events::new_scan_id();
-                delivery
+                if let Err(e) = delivery
                     .publish(crate::deliver::events::scan_events(
                         &report, &scan_id, in_force,
                     ))
-                    .await;
+                    .await
+                {
+                    sink_errors.extend(e.by_sink());
+                }
                 sink_reports = delivery.finish().await;
             }
             Err(e) => sink_errors.push(("spool".into(), e.to_string())),
@@ -542,5 +672,6 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         sink_errors,
         sinks: sink_reports,
         exceptions_active: in_force,
+        audit_error,
     })
 }

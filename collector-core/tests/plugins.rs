@@ -400,3 +400,244 @@ fn the_hello_example_builds_and_its_demo_scans() {
     assert_eq!(code, 1);
     assert!(stderr.contains("`providers[0].colour`"), "{stderr}");
 }
+
+#[test]
+fn a_plugin_that_exits_or_prints_cannot_fake_a_clean_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    write_state(dir.path());
+    // exit(0) mid-collection: never a success code without a report.
+    let quitter = c_plugin(dir.path(), "quitter", &["-DDW_EXIT_ZERO"]);
+    let cfg = write_config(dir.path(), &[("c-hello", &quitter, "in-process")], "");
+    for command in ["scan", "validate"] {
+        let mut cmd = bin();
+        cmd.arg(command);
+        if command == "scan" {
+            cmd.args(["-f", "json"]);
+        }
+        let (code, stdout, stderr) = run(cmd.arg("-c").arg(&cfg));
+        if command == "scan" {
+            assert_eq!(code, 1, "{stdout}{stderr}");
+            assert!(
+                stderr.contains("before the report was complete"),
+                "{stderr}"
+            );
+        } else {
+            // validate loads the plugin but collects nothing: it finishes normally.
+            assert_eq!(code, 0, "{stdout}{stderr}");
+        }
+    }
+    // Printing to stdout: the report stays valid JSON, the noise goes to stderr.
+    let noisy = c_plugin(dir.path(), "noisy", &["-DDW_STDOUT"]);
+    let cfg = write_config(dir.path(), &[("c-hello", &noisy, "in-process")], "");
+    let (code, stdout, stderr) = run(bin().args(["scan", "-f", "json", "-c"]).arg(&cfg));
+    assert_eq!(code, 2, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("the report alone is on stdout");
+    assert_eq!(doc["summary"]["findings"]["total"], 3);
+    assert!(stderr.contains("noise on stdout"), "{stderr}");
+}
+
+#[test]
+fn processes_an_isolated_plugin_forks_die_with_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    write_state(dir.path());
+    let forker = c_plugin(dir.path(), "forker", &["-DDW_FORK"]);
+    let cfg = write_config(dir.path(), &[("c-hello", &forker, "isolated")], "");
+    let pidfile = dir.path().join("fork.pid");
+    // Output to files, not pipes: a surviving grandchild holding a pipe would hang the test
+    // instead of failing it.
+    let out = std::fs::File::create(dir.path().join("out")).unwrap();
+    let err = std::fs::File::create(dir.path().join("err")).unwrap();
+    let status = bin()
+        .args(["scan", "-f", "json", "-c"])
+        .arg(&cfg)
+        .env("DW_FORK_PIDFILE", &pidfile)
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the plugin forked")
+        .trim()
+        .parse()
+        .unwrap();
+    // The kill is asynchronous: give the kernel a moment to reap it, then insist.
+    let mut alive = true;
+    for _ in 0..50 {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        if state.is_empty() || state.split_whitespace().nth(2) == Some("Z") {
+            alive = false;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if alive {
+        // SAFETY: kills the stray test process so it does not outlive the test either.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(!alive, "the plugin's child {pid} outlived the scan");
+}
+
+#[test]
+fn two_providers_reporting_one_resource_are_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_state(dir.path());
+    let first = c_plugin(dir.path(), "first", &[]);
+    let second = c_plugin(dir.path(), "second", &[]);
+    let cfg = write_config(
+        dir.path(),
+        &[
+            ("first", &first, "in-process"),
+            ("shadow", &second, "isolated"),
+        ],
+        "",
+    );
+    let (code, stdout, stderr) = run(bin().args(["scan", "-f", "json", "-c"]).arg(&cfg));
+    assert_eq!(code, 1, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let providers = doc["summary"]["providers"].as_array().unwrap();
+    assert_eq!(providers[0]["status"], "ok");
+    assert_eq!(providers[1]["status"], "failed");
+    let err = providers[1]["error"].as_str().unwrap();
+    assert!(err.contains("also reported by another provider"), "{err}");
+    assert!(err.contains("hello_item.item-1 (from `first`)"), "{err}");
+    // Nothing merged: no duplicate unmanaged, no missing while the overlap stands.
+    let got = findings(&stdout);
+    assert_eq!(
+        got,
+        vec![
+            (
+                "changed".to_string(),
+                "item-2".to_string(),
+                vec!["size".to_string()]
+            ),
+            ("unmanaged".into(), "item-4".into(), vec![]),
+        ]
+    );
+    assert!(stderr.contains("provider `shadow` failed"), "{stderr}");
+}
+
+/// Secrets in state and in live listings reach no output: not the report in any format,
+/// not a sink, not the audit log, not a log line, not a policy's input.
+#[test]
+fn secrets_reach_no_output_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_state(d);
+    let tags_api = json!([[{"type": "get_attr", "value": "tags"},
+                          {"type": "index", "value": {"value": "api", "type": "string"}}]]);
+    let res = |ty: &str, attrs: Value, sensitive: Value| {
+        json!({"mode": "managed", "type": ty, "name": "x",
+               "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
+               "instances": [{"schema_version": 0, "attributes": attrs,
+                              "sensitive_attributes": sensitive}]})
+    };
+    let state = json!({"version": 4, "terraform_version": "1.9.0", "serial": 1, "lineage": "y",
+        "outputs": {}, "resources": [
+        res("aws_ssm_parameter", json!({"id": "/app/db", "type": "SecureString",
+            "value": "STATE-s3cr3t"}), json!([])),
+        res("aws_instance", json!({"id": "i-1", "instance_type": "t3.micro",
+            "tags": {"api": "STATE-s3cr3t", "env": "prod"},
+            "tags_all": {"api": "STATE-s3cr3t", "env": "prod"}}), tags_api),
+        res("aws_db_instance", json!({"id": "db-1", "engine": "mysql",
+            "default_primary_connection_string": "STATE-s3cr3t",
+            "blocks": [[{"password": "STATE-s3cr3t", "host": "a"}]]}), json!([])),
+        res("aws_iam_access_key", json!({"id": "AKIA1", "status": "Active",
+            "secret": "STATE-s3cr3t", "ses_smtp_password_v4": "STATE-s3cr3t",
+            "access_key": "STATE-s3cr3t"}), json!([])),
+        res("random_password", json!({"id": "none", "result": "STATE-s3cr3t"}), json!([])),
+        {"mode": "managed", "type": "kubernetes_secret", "name": "x",
+         "provider": "provider[\"registry.terraform.io/hashicorp/kubernetes\"]",
+         "instances": [{"schema_version": 0, "attributes": {"id": "ns/app",
+            "type": "kubernetes.io/tls", "data": {"user": "STATE-s3cr3t"}}}]},
+    ]});
+    std::fs::write(d.join("secrets.tfstate"), state.to_string()).unwrap();
+    std::fs::create_dir(d.join("policies")).unwrap();
+    // A policy that echoes its whole input into every finding's verdict.
+    std::fs::write(
+        d.join("policies/echo.rego"),
+        "package driftwatch.echo\nimport rego.v1\n\
+         warn contains msg if { msg := sprintf(\"declared=%s live=%s changes=%s tags=%s\", \
+         [json.marshal(input.declared), json.marshal(input.live), json.marshal(input.changes), \
+         json.marshal(input.tags)]) }\n",
+    )
+    .unwrap();
+    let lib = c_plugin(d, "secrets", &["-DDW_SECRETS"]);
+    let cfg = d.join("driftwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[iac]\nstates = [\"hello.tfstate\", \"secrets.tfstate\"]\n\n\
+             [governance]\npolicies = [\"policies\"]\naudit_log = \"audit.jsonl\"\n\n\
+             [[plugins]]\nname = \"c-hello\"\npath = \"{}\"\nmode = \"in-process\"\n\n\
+             [[providers]]\nkind = \"c-hello\"\ncount = 4\n\n\
+             [[sinks]]\nkind = \"file\"\npath = \"events.jsonl\"\nformat = \"jsonl\"\n",
+            lib.display()
+        ),
+    )
+    .unwrap();
+    let mut seen = String::new();
+    for format in ["json", "jsonl", "sarif", "table"] {
+        let (code, stdout, stderr) = run(bin()
+            .args(["--log", "trace", "scan", "-f", format, "-c"])
+            .arg(&cfg));
+        assert_eq!(code, 2, "{format}: {stderr}");
+        if format == "json" {
+            let doc: Value = serde_json::from_str(&stdout).unwrap();
+            let changed: Vec<&str> = doc["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["kind"] == "changed")
+                .map(|f| f["resource"]["type"].as_str().unwrap())
+                .collect();
+            // Every planted resource was compared, so its secrets had every chance to leak.
+            for ty in [
+                "aws_db_instance",
+                "aws_iam_access_key",
+                "aws_instance",
+                "aws_ssm_parameter",
+                "kubernetes_secret",
+            ] {
+                assert!(changed.contains(&ty), "{ty} not compared: {changed:?}");
+            }
+            assert!(stdout.contains("declared="), "the echo policy ran");
+        }
+        seen.push_str(&stdout);
+        seen.push_str(&stderr);
+    }
+    let (code, stdout, stderr) = run(bin()
+        .args(["iac", "list", "--format", "json", "--state"])
+        .arg(d.join("secrets.tfstate")));
+    assert_eq!(code, 0, "{stderr}");
+    seen.push_str(&stdout);
+    for file in ["events.jsonl", "audit.jsonl"] {
+        seen.push_str(&std::fs::read_to_string(d.join(file)).unwrap());
+    }
+    assert!(!seen.contains("s3cr3t"), "a secret leaked: {}", {
+        let at = seen.find("s3cr3t").unwrap();
+        &seen[at.saturating_sub(300)..(at + 50).min(seen.len())]
+    });
+}
+
+/// A listing that failed for one scope makes the scan partial, and a partial scan exits 1
+/// naming the scope, whatever it found: a CI gate must not pass on a half-listed estate.
+#[test]
+fn a_partial_scan_exits_1_and_names_the_failed_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    write_state(dir.path());
+    let lib = c_plugin(dir.path(), "partial", &["-DDW_PARTIAL"]);
+    let cfg = write_config(dir.path(), &[("c-hello", &lib, "in-process")], "");
+    let (code, stdout, stderr) = run(bin().args(["scan", "-f", "json", "-c"]).arg(&cfg));
+    assert_eq!(code, 1, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["summary"]["partial"], true);
+    assert_eq!(doc["summary"]["providers"][0]["status"], "ok");
+    assert!(
+        stderr.contains("listing hello hello_item acct-1 north failed: throttled after 3 attempts"),
+        "{stderr}"
+    );
+    // Nothing of the failed scope is called missing.
+    assert!(!findings(&stdout).iter().any(|f| f.0 == "missing"));
+}

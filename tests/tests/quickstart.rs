@@ -172,3 +172,45 @@ fn quickstart_reports_exactly_the_planted_drift() {
         assert!(!text.contains(secret), "{secret} leaked");
     }
 }
+
+/// `major.minor` of a version string such as `1.91` or `1.91.0`.
+fn major_minor(v: &str) -> (u32, u32) {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The container image must build: its Rust toolchain is at least the workspace's
+/// `rust-version` (the image once pinned 1.89 while the SDK crates required 1.91).
+#[test]
+fn dockerfile_toolchain_meets_the_workspace_rust_version() {
+    let root = repo_root();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let required = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version"))
+        .and_then(|rest| rest.trim().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"'))
+        .expect("the workspace sets rust-version");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let images: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("FROM "))
+        .filter_map(|l| l.trim().strip_prefix("rust:"))
+        .collect();
+    assert!(
+        !images.is_empty(),
+        "the Dockerfile builds FROM a rust: image"
+    );
+    for image in images {
+        let tag = image.split_whitespace().next().unwrap();
+        let version = tag.split('-').next().unwrap();
+        assert!(
+            version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "rust:{tag} must pin a version, not a moving tag"
+        );
+        assert!(
+            major_minor(version) >= major_minor(required),
+            "Dockerfile builds with rust:{tag} but the workspace requires rust-version {required}"
+        );
+    }
+}

@@ -30,6 +30,30 @@ const SET_BLOCKS: &[(&str, &[&str])] = &[
     ("google_compute_subnetwork", &["secondary_ip_range"]),
 ];
 
+/// Optional, non-computed collections of each type, from the providers' schemas: the state
+/// holds `null` when the configuration leaves them unset, which means empty. Every other
+/// `null` is a computed attribute the provider never recorded, and is not compared.
+/// `*` applies to every type; the map attributes of [`MAP_ATTRIBUTES`] always qualify.
+const NULL_IS_EMPTY: &[(&str, &[&str])] = &[
+    (
+        "google_compute_firewall",
+        &[
+            "target_tags",
+            "source_tags",
+            "target_service_accounts",
+            "source_service_accounts",
+        ],
+    ),
+    ("google_compute_instance", &["tags", "resource_policies"]),
+];
+
+fn null_means_empty(ty: &str, key: &str) -> bool {
+    MAP_ATTRIBUTES.contains(&key)
+        || NULL_IS_EMPTY
+            .iter()
+            .any(|(t, keys)| (*t == ty || *t == "*") && keys.contains(&key))
+}
+
 /// Azure attributes that ARM compares without regard to case.
 const CASE_INSENSITIVE_AZURE: &[&str] = &["resource_group_name", "location"];
 
@@ -51,6 +75,17 @@ pub fn diff_attributes(
         .map(|(_, s)| *s)
         .unwrap_or(&[]);
     let ctx = Ctx { sets };
+    // The live side hides what the declared side hides: a change reported on a parent
+    // (a set element, a list that changed length) must not carry the live secret.
+    let masked_actual;
+    let actual = if masked.is_empty() {
+        actual
+    } else {
+        let mut a = actual.clone();
+        crate::iac::secrets::mask_paths(&mut a, masked);
+        masked_actual = a;
+        &masked_actual
+    };
     for (key, act) in actual {
         if NEVER_COMPARED.contains(&key.as_str()) {
             continue;
@@ -60,9 +95,22 @@ pub fn diff_attributes(
             // Absent from state: computed, or unknown to the provider version that wrote it.
             None => continue,
         };
-        if exp.is_null() {
-            continue;
-        }
+        let empty;
+        let exp = if exp.is_null() {
+            if !null_means_empty(ty, key) {
+                continue;
+            }
+            // An optional collection Terraform stores as null is empty: anything live in it
+            // is drift that `terraform plan` would revert.
+            empty = match act {
+                Value::Array(_) => Value::Array(Vec::new()),
+                Value::Object(_) => Value::Object(Map::new()),
+                _ => continue,
+            };
+            &empty
+        } else {
+            exp
+        };
         if MAP_ATTRIBUTES.contains(&key.as_str()) {
             compare_maps(key, exp, act, &mut out);
         } else if ty.starts_with("azurerm_") && CASE_INSENSITIVE_AZURE.contains(&key.as_str()) {
@@ -419,6 +467,44 @@ mod tests {
         let a = map(json!({"resource_group_name": "prod-rg", "location": "westeurope"}));
         assert!(diff_attributes("azurerm_subnet", &e, &a, &[]).is_empty());
         assert_eq!(diff_attributes("aws_vpc", &e, &a, &[]).len(), 2);
+    }
+
+    #[test]
+    fn null_optional_collections_are_empty_and_null_computed_ones_unknown() {
+        // The shapes the Google and Azure providers write (see the driftctl states).
+        let e = map(json!({"labels": null, "tags": null, "metadata": null,
+                           "resource_policies": null, "cpu_platform": null, "min_cpu_platform": null}));
+        // Nothing live in them: in sync.
+        let a = map(
+            json!({"labels": {}, "tags": [], "metadata": {}, "resource_policies": [],
+                           "cpu_platform": "Intel Broadwell", "min_cpu_platform": "x"}),
+        );
+        assert!(diff_attributes("google_compute_instance", &e, &a, &[]).is_empty());
+        // A label and a network tag added from the console: drift.
+        let a = map(json!({"labels": {"team": "x"}, "tags": ["web"], "cpu_platform": "Intel"}));
+        let c = diff_attributes("google_compute_instance", &e, &a, &[]);
+        let paths: Vec<_> = c.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["labels.team", "tags"]);
+        // Target tags added to a firewall whose state says null.
+        let e = map(json!({"target_tags": null, "source_ranges": ["0.0.0.0/0"]}));
+        let a = map(json!({"target_tags": ["ssh"], "source_ranges": ["0.0.0.0/0"]}));
+        let c = diff_attributes("google_compute_firewall", &e, &a, &[]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].actual, json!(["ssh"]));
+        // A tag added to an untagged NSG.
+        let e = map(json!({"tags": null}));
+        let a = map(json!({"tags": {"owner": "ops"}}));
+        let c = diff_attributes("azurerm_network_security_group", &e, &a, &[]);
+        assert_eq!(c[0].path, "tags.owner");
+    }
+
+    #[test]
+    fn a_change_on_a_parent_never_carries_a_masked_live_value() {
+        let e = map(json!({"connection": [{"host": "a", "password": "(sensitive)"}]}));
+        let a = map(json!({"connection": [{"host": "b", "password": "hunter2"}, {"host": "c"}]}));
+        let c = diff_attributes("t", &e, &a, &["connection[0].password".into()]);
+        assert!(!c.is_empty());
+        assert!(!serde_json::to_string(&c).unwrap().contains("hunter2"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! IaC readers: what the Terraform states declare.
 
 pub mod remote;
+pub mod secrets;
 pub mod tfstate;
 
 use driftwatch_plugin_sdk::ResourceKey;

@@ -6,35 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// What replaces a secret in every declared resource.
-pub const MASK: &str = "(sensitive)";
-
-/// Attribute names that hold secrets in every provider we know, masked even when an old
-/// state predates `sensitive_attributes` (Terraform < 0.15 never wrote it).
-const SECRET_NAMES: &[&str] = &[
-    "password",
-    "master_password",
-    "admin_password",
-    "secret",
-    "secret_string",
-    "secret_binary",
-    "private_key",
-    "private_key_pem",
-    "private_key_openssh",
-    "client_secret",
-    "ses_smtp_password_v4",
-    "token",
-    "auth_token",
-    "primary_access_key",
-    "secondary_access_key",
-    "primary_connection_string",
-    "secondary_connection_string",
-    "primary_blob_connection_string",
-    "secondary_blob_connection_string",
-    "connection_string",
-    "encrypted_secret",
-    "key_material",
-];
+pub use super::secrets::MASK;
 
 #[derive(Deserialize)]
 struct Probe {
@@ -157,7 +129,12 @@ pub fn parse_state(source: &str, bytes: &[u8]) -> Result<StateFile, IacError> {
                 Some(Value::Number(n)) => n.to_string(),
                 _ => String::new(),
             };
-            let masked = mask_secrets(&mut attributes, inst.sensitive_attributes.as_ref(), flat);
+            let masked = super::secrets::mask_declared(
+                &r.r#type,
+                &mut attributes,
+                inst.sensitive_attributes.as_ref(),
+                flat,
+            );
             resources.push(Declared {
                 key: ResourceKey::new(provider.clone(), r.r#type.clone(), id),
                 address,
@@ -251,148 +228,6 @@ pub fn normalise_provider(tf_name: &str) -> &str {
         "google" | "google-beta" => "gcp",
         other => other,
     }
-}
-
-/// Masks secrets in place; returns the dotted paths masked, which the diff never compares.
-fn mask_secrets(
-    attrs: &mut Map<String, Value>,
-    sensitive: Option<&Value>,
-    flat: bool,
-) -> Vec<String> {
-    let mut masked = Vec::new();
-    if let Some(Value::Array(paths)) = sensitive {
-        for path in paths {
-            let Some(steps) = path.as_array() else {
-                continue;
-            };
-            let steps: Vec<Step> = steps.iter().filter_map(Step::parse).collect();
-            if steps.is_empty() {
-                continue;
-            }
-            if mask_path(attrs, &steps) {
-                masked.push(steps_to_path(&steps));
-            }
-        }
-    }
-    if flat {
-        for (k, v) in attrs.iter_mut() {
-            let leaf = k.rsplit('.').next().unwrap_or(k);
-            if SECRET_NAMES.contains(&leaf) && !is_empty_value(v) {
-                *v = Value::String(MASK.into());
-                masked.push(k.clone());
-            }
-        }
-    } else {
-        mask_by_name(attrs, "", &mut masked);
-    }
-    masked
-}
-
-fn mask_by_name(attrs: &mut Map<String, Value>, prefix: &str, masked: &mut Vec<String>) {
-    for (k, v) in attrs.iter_mut() {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        if SECRET_NAMES.contains(&k.as_str()) {
-            if !is_empty_value(v) && v != &Value::String(MASK.into()) {
-                *v = Value::String(MASK.into());
-                masked.push(path);
-            }
-            continue;
-        }
-        match v {
-            Value::Object(m) => mask_by_name(m, &path, masked),
-            Value::Array(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    if let Value::Object(m) = item {
-                        mask_by_name(m, &format!("{path}[{i}]"), masked);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn is_empty_value(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        _ => false,
-    }
-}
-
-enum Step {
-    Attr(String),
-    Index(Value),
-}
-
-impl Step {
-    fn parse(v: &Value) -> Option<Step> {
-        match v.get("type")?.as_str()? {
-            "get_attr" => Some(Step::Attr(v.get("value")?.as_str()?.to_string())),
-            "index" => {
-                let idx = v.get("value")?;
-                // Terraform writes `{"value": 0, "type": "number"}`; accept a bare value too.
-                let inner = idx.get("value").cloned().unwrap_or_else(|| idx.clone());
-                Some(Step::Index(inner))
-            }
-            _ => None,
-        }
-    }
-}
-
-fn steps_to_path(steps: &[Step]) -> String {
-    let mut out = String::new();
-    for s in steps {
-        match s {
-            Step::Attr(a) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(a);
-            }
-            Step::Index(Value::Number(n)) => out.push_str(&format!("[{n}]")),
-            Step::Index(Value::String(k)) => {
-                out.push('.');
-                out.push_str(k);
-            }
-            Step::Index(_) => {}
-        }
-    }
-    out
-}
-
-/// Replaces the value at `steps` with the mask; a path into a missing value masks nothing.
-fn mask_path(attrs: &mut Map<String, Value>, steps: &[Step]) -> bool {
-    let Step::Attr(first) = &steps[0] else {
-        return false;
-    };
-    let Some(mut cur) = attrs.get_mut(first) else {
-        return false;
-    };
-    for step in &steps[1..] {
-        let next = match (step, cur) {
-            (Step::Attr(a), Value::Object(m)) => m.get_mut(a),
-            (Step::Index(Value::String(k)), Value::Object(m)) => m.get_mut(k),
-            (Step::Index(Value::Number(n)), Value::Array(items)) => n
-                .as_u64()
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| items.get_mut(i)),
-            _ => None,
-        };
-        match next {
-            Some(v) => cur = v,
-            None => return false,
-        }
-    }
-    if cur.is_null() {
-        return false;
-    }
-    *cur = Value::String(MASK.into());
-    true
 }
 
 #[cfg(test)]

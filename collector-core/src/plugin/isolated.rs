@@ -183,12 +183,15 @@ pub fn serve(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Moves standard output to a private descriptor and points descriptor 1 at stderr, so
+/// that whatever a plugin prints cannot land inside the output written to the returned file.
+/// The private descriptor is close-on-exec: no child process holds the output open.
 #[cfg(unix)]
-fn private_stdout() -> std::io::Result<std::fs::File> {
+pub fn private_stdout() -> std::io::Result<std::fs::File> {
     use std::os::fd::FromRawFd;
     // SAFETY: plain descriptor duplication; the new descriptor is owned by the File.
     unsafe {
-        let fd = libc::dup(1);
+        let fd = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -218,7 +221,11 @@ impl Session {
         name: &str,
         timeout: Duration,
     ) -> Result<Session, PluginError> {
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        // Its own process group, so that processes the plugin forks die with it.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .arg("plugin-host")
             .arg(path)
             .stdin(Stdio::piped())
@@ -300,6 +307,13 @@ impl Session {
     }
 
     fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: signals the process group this session created (see `spawn`).
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -16,6 +16,14 @@
  *   -DDW_ABORT                   collect_next calls abort()
  *   -DDW_HANG                    collect_next never returns
  *   -DDW_MALFORMED               collect_next returns truncated JSON
+ *   -DDW_EXIT_ZERO               collect_next calls exit(0)
+ *   -DDW_STDOUT                  collect_next prints to standard output, then works
+ *   -DDW_SECRETS                 each batch also reports resources whose attributes hold
+ *                                live secrets (LIVE-s3cr3t): an SSM parameter, a Kubernetes
+ *                                secret, a tagged instance, a database with nested passwords
+ *   -DDW_PARTIAL                 the collection ends with its one scope incomplete
+ *   -DDW_FORK                    collect_start forks a child that sleeps for 10 minutes and
+ *                                writes its pid to the file named by DW_FORK_PIDFILE
  */
 #include "driftwatch_plugin.h"
 
@@ -202,6 +210,21 @@ static int32_t hello_collect_start(void *instance, const uint8_t *request,
     if (!c) {
         return DW_PANIC;
     }
+#ifdef DW_FORK
+    pid_t pid = fork();
+    if (pid == 0) {
+        sleep(600);
+        _exit(0);
+    }
+    const char *pidfile = getenv("DW_FORK_PIDFILE");
+    if (pid > 0 && pidfile) {
+        FILE *f = fopen(pidfile, "w");
+        if (f) {
+            fprintf(f, "%ld\n", (long)pid);
+            fclose(f);
+        }
+    }
+#endif
     c->count = inst->count;
     c->next = 1;
     c->batch_size = batch_size < 1 ? 1 : batch_size;
@@ -226,6 +249,11 @@ static int32_t hello_collect_next(void *collection, DwBytes *out) {
 #elif defined(DW_MALFORMED)
     (void)c;
     return give_text("{\"type\": \"batch\", \"resources\": [", out, DW_OK);
+#elif defined(DW_EXIT_ZERO)
+    exit(0);
+#elif defined(DW_STDOUT)
+    printf("{\"plugin\": \"noise on stdout\"}\n");
+    fflush(stdout);
 #endif
     Buf b = {0};
     if (c->finished) {
@@ -246,13 +274,41 @@ static int32_t hello_collect_next(void *collection, DwBytes *out) {
                        "\"name\":\"item %ld\",\"attributes\":{\"id\":\"item-%ld\",\"size\":%ld}}",
                        i == c->next ? "" : ",", i, i, i, i);
         }
+#ifdef DW_SECRETS
+        if (c->next == 1) {
+            buf_printf(&b,
+                ",{\"provider\":\"aws\",\"type\":\"aws_ssm_parameter\",\"id\":\"/app/db\","
+                "\"attributes\":{\"id\":\"/app/db\",\"type\":\"String\",\"value\":\"LIVE-s3cr3t\"}}"
+                ",{\"provider\":\"kubernetes\",\"type\":\"kubernetes_secret\",\"id\":\"ns/app\","
+                "\"attributes\":{\"id\":\"ns/app\",\"type\":\"Opaque\","
+                "\"data\":{\"user\":\"LIVE-s3cr3t\"}}}"
+                ",{\"provider\":\"aws\",\"type\":\"aws_instance\",\"id\":\"i-1\","
+                "\"tags\":{\"api\":\"LIVE-s3cr3t\",\"env\":\"dev\"},"
+                "\"attributes\":{\"id\":\"i-1\",\"instance_type\":\"t3.large\","
+                "\"tags\":{\"api\":\"LIVE-s3cr3t\",\"env\":\"dev\"}}}"
+                ",{\"provider\":\"aws\",\"type\":\"aws_db_instance\",\"id\":\"db-1\","
+                "\"attributes\":{\"id\":\"db-1\",\"engine\":\"postgres\","
+                "\"default_primary_connection_string\":\"LIVE-s3cr3t\","
+                "\"blocks\":[[{\"password\":\"LIVE-s3cr3t\",\"host\":\"b\"}]]}}"
+                ",{\"provider\":\"aws\",\"type\":\"aws_iam_access_key\",\"id\":\"AKIA1\","
+                "\"attributes\":{\"id\":\"AKIA1\",\"status\":\"Inactive\","
+                "\"secret\":\"LIVE-s3cr3t\",\"access_key\":\"LIVE-s3cr3t\"}}");
+        }
+#endif
         buf_printf(&b, "]}");
         c->next = last + 1;
     } else {
         c->finished = 1;
+#ifdef DW_PARTIAL
+        buf_printf(&b, "{\"type\":\"done\",\"report\":{\"scopes\":[{\"provider\":\"hello\","
+                       "\"type\":\"hello_item\",\"account\":\"acct-1\",\"region\":\"north\","
+                       "\"complete\":false,\"error\":\"throttled after 3 attempts\"}],"
+                       "\"api_calls\":0,\"warnings\":[]}}");
+#else
         buf_printf(&b, "{\"type\":\"done\",\"report\":{\"scopes\":[{\"provider\":\"hello\","
                        "\"type\":\"hello_item\",\"complete\":true}],"
                        "\"api_calls\":0,\"warnings\":[]}}");
+#endif
     }
     return give(&b, out, DW_OK);
 }
