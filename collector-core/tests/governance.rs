@@ -335,3 +335,162 @@ fn audit_tampering_is_detected() {
     std::fs::write(&log, &original).unwrap();
     assert_eq!(verify().0, 0, "the original verifies again");
 }
+
+/// A scan that cannot append to the audit log: exit 1 naming the log, the full report on
+/// stdout all the same.
+fn scan_without_audit(dir: &Path) -> (Value, String) {
+    let (code, stdout, stderr) =
+        run(bin(dir).args(["scan", "-q", "-f", "json", "-c", "driftwatch.toml"]));
+    assert_eq!(code, 1, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).expect("the report is printed");
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 13);
+    assert!(
+        stderr.contains("error: audit log ") && stderr.contains("audit.jsonl"),
+        "{stderr}"
+    );
+    (doc, stderr)
+}
+
+#[test]
+fn a_scan_does_not_launder_a_tampered_audit_log() {
+    let dir = quickstart();
+    scan(dir.path(), &[]);
+    scan(dir.path(), &[]);
+    let log = dir.path().join("out/audit.jsonl");
+    let cp = dir.path().join("out/audit.jsonl.checkpoint");
+    let verify = || run(bin(dir.path()).args(["audit", "verify"])).0;
+    let original = std::fs::read_to_string(&log).unwrap();
+    let checkpoint = std::fs::read_to_string(&cp).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let mut forged: serde_json::Map<String, Value> =
+        serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    // Same length, so only the hash can tell.
+    let at = forged["at"].as_str().unwrap().replacen("20", "19", 1);
+    forged.insert("at".into(), at.into());
+    forged.remove("hash");
+    let hash = hex_sha256(&driftwatch_core::govern::audit::canonical(&Value::Object(
+        forged.clone(),
+    )));
+    forged.insert("hash".into(), hash.into());
+    let mut forged_log: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    forged_log.push_str(&driftwatch_core::govern::audit::canonical(&Value::Object(
+        forged,
+    )));
+    forged_log.push('\n');
+    let cut: String = lines[..lines.len() - 3]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
+        ("cut", cut, Some(&checkpoint), "removed from the end"),
+        (
+            "forged last record",
+            forged_log,
+            Some(&checkpoint),
+            "does not match the checkpoint",
+        ),
+        ("checkpoint deleted", original.clone(), None, "is missing"),
+        (
+            "checkpoint garbage",
+            original.clone(),
+            Some("{\"seq\":"),
+            "not a valid checkpoint",
+        ),
+    ];
+    for (what, text, cp_text, needle) in cases {
+        std::fs::write(&log, &text).unwrap();
+        match cp_text {
+            Some(c) => std::fs::write(&cp, c).unwrap(),
+            None => std::fs::remove_file(&cp).unwrap(),
+        }
+        assert_eq!(verify(), 1, "{what} went unnoticed");
+        let (_, err) = scan_without_audit(dir.path());
+        assert!(
+            err.contains("refusing to append") && err.contains(needle),
+            "{what}: {err}"
+        );
+        assert!(err.contains("driftwatch audit verify"), "{what}: {err}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), text, "{what}");
+        assert_eq!(verify(), 1, "{what} was laundered by the scan");
+    }
+    std::fs::write(&log, &original).unwrap();
+    std::fs::write(&cp, &checkpoint).unwrap();
+    scan(dir.path(), &[]);
+    assert_eq!(verify(), 0);
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_scan_whose_audit_log_cannot_be_written_still_reports() {
+    let dir = quickstart();
+    std::fs::create_dir_all(dir.path().join("out/audit.jsonl")).unwrap();
+    scan_without_audit(dir.path());
+}
+
+#[test]
+fn a_torn_audit_record_is_recovered_by_the_next_scan() {
+    let dir = quickstart();
+    scan(dir.path(), &[]);
+    let log = dir.path().join("out/audit.jsonl");
+    // What a full disk leaves: the start of a record, without its newline.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let torn = b"{\"at\":\"2026-";
+    std::io::Write::write_all(&mut f, torn).unwrap();
+    drop(f);
+    assert_eq!(run(bin(dir.path()).args(["audit", "verify"])).0, 1);
+    scan(dir.path(), &[]);
+    let (code, out, err) = run(bin(dir.path()).args(["audit", "verify"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("intact, 27 record(s)"), "{out}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let recovered: Value = serde_json::from_str(text.lines().nth(13).unwrap()).unwrap();
+    assert_eq!(recovered["event"], "audit.recovered");
+    assert_eq!(recovered["discarded_bytes"], torn.len());
+}
+
+#[test]
+fn concurrent_scans_extend_one_audit_chain() {
+    let dir = quickstart();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            bin(dir.path())
+                .args(["scan", "-q", "-f", "json", "-c", "driftwatch.toml"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (code, out, err) = run(bin(dir.path()).args(["audit", "verify"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("intact, 52 record(s)"), "{out}");
+    let seqs: Vec<u64> = std::fs::read_to_string(dir.path().join("out/audit.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=52).collect::<Vec<_>>());
+}

@@ -151,6 +151,10 @@ async fn scan_provider(
     let outcome = scan::run(prepared, &hidden)
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(e) = &outcome.audit_error {
+        // The findings are still recorded and published; only the audit trail is missing.
+        tracing::error!(provider = %entry.name, error = %e, "audit log not written");
+    }
     let exceptions_active = outcome.exceptions_active;
     let report = outcome.report;
     let p = report.summary.providers.first();

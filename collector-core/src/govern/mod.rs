@@ -110,6 +110,9 @@ pub struct Classified {
     pub risks: RiskCounts,
     /// Without an owner.
     pub unowned: usize,
+    /// Why the decisions could not be appended to the audit log; the classification
+    /// itself stands, so the scan still reports it.
+    pub audit_error: Option<audit::AuditError>,
 }
 
 fn resolve(p: &str, base: &Path) -> PathBuf {
@@ -176,7 +179,8 @@ impl Governance {
             .map(|(_, t)| t.clone())
     }
 
-    /// Classifies every finding in place and appends each decision to the audit log.
+    /// Classifies every finding in place and appends each decision to the audit log (a
+    /// log that cannot be written is reported in [`Classified::audit_error`]).
     pub fn classify(
         &mut self,
         findings: &mut [Finding],
@@ -325,7 +329,9 @@ impl Governance {
             }
         }
         if let Some(path) = &self.audit {
-            audit::AuditLog::open(path)?.append(records)?;
+            out.audit_error = audit::AuditLog::open(path)
+                .and_then(|mut log| log.append(records))
+                .err();
         }
         Ok(out)
     }
