@@ -6,6 +6,7 @@ use aws_config::{BehaviorVersion, Region};
 use driftwatch_core::config::Config;
 use driftwatch_core::scan;
 use driftwatch_plugin_sdk::{FindingKind, ScanReport};
+use driftwatch_tests::fixtures;
 use driftwatch_tests::moto::Moto;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use serde_json::{json, Value};
@@ -97,7 +98,43 @@ async fn seed(conf: &aws_config::SdkConfig) -> Seeded {
             .await
             .unwrap();
     }
+    // The usual "allow traffic within the group" rule, as `aws_security_group_rule` with
+    // `self = true` declares it.
+    ec2.authorize_security_group_ingress()
+        .group_id(&api)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(0)
+                .to_port(65535)
+                .user_id_group_pairs(
+                    aws_sdk_ec2::types::UserIdGroupPair::builder()
+                        .group_id(&api)
+                        .description("Test 1")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let iam = aws_sdk_iam::Client::new(conf);
+    // A customer-managed policy of the driftctl corpus, tagged.
+    let real = corpus("aws_iam_policy_multiple", "aws_iam_policy", "policy-0");
+    iam.create_policy()
+        .policy_name("policy-0")
+        .path("/")
+        .policy_document(real["policy"].as_str().unwrap())
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("team")
+                .value("platform")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     iam.create_role()
         .role_name("app")
         .assume_role_policy_document(TRUST)
@@ -166,6 +203,53 @@ async fn seed(conf: &aws_config::SdkConfig) -> Seeded {
         .send()
         .await
         .unwrap();
+    // A bucket of the driftctl corpus, made public by its separate bucket policy, and
+    // encrypted with S3's default as every bucket is since 2023.
+    let bucket = "bucket-martin-test-drift2";
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest3)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let policy = corpus("aws_s3_full", "aws_s3_bucket_policy", bucket);
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy["policy"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    for name in ["acme-logs", bucket] {
+        use aws_sdk_s3::types::{
+            ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+            ServerSideEncryptionRule,
+        };
+        s3.put_bucket_encryption()
+            .bucket(name)
+            .server_side_encryption_configuration(
+                ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(ServerSideEncryption::Aes256)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .bucket_key_enabled(false)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
     Seeded {
         api,
         vpc,
@@ -176,7 +260,32 @@ async fn seed(conf: &aws_config::SdkConfig) -> Seeded {
     }
 }
 
+/// The attributes of one resource of a state of the driftctl corpus (real Terraform-written
+/// files), with the account rewritten to moto's.
+fn corpus(file: &str, ty: &str, id_or_name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(fixtures("tfstate/driftctl").join(format!("{file}.tfstate")))
+            .unwrap()
+            .replace("929327065333", "123456789012");
+    let state: Value = serde_json::from_str(&text).unwrap();
+    state["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == ty)
+        .flat_map(|r| r["instances"].as_array().unwrap().iter())
+        .map(|i| i["attributes"].clone())
+        .find(|a| a["id"] == id_or_name || a["name"] == id_or_name)
+        .unwrap_or_else(|| panic!("{file}: no {ty} {id_or_name}"))
+}
+
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+fn policy_arn() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:policy/policy-0")
+}
+
+/// moto's account.
+const ACCOUNT: &str = "123456789012";
 const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
@@ -192,21 +301,50 @@ fn state(s: &Seeded) -> Value {
                "ipv6_cidr_blocks": [], "prefix_list_ids": [], "security_groups": [],
                "self": false, "description": desc})
     };
+    let arn = |kind: &str, id: &str| format!("arn:aws:ec2:us-east-1:{ACCOUNT}:{kind}/{id}");
+    // The self-referencing rule exactly as Terraform wrote it, moved onto `api`.
+    let mut self_rule = corpus(
+        "aws_vpc_security_group_rule",
+        "aws_security_group_rule",
+        "sgrule-3970541193",
+    );
+    self_rule["security_group_id"] = json!(s.api);
+    self_rule["source_security_group_id"] = json!(s.api);
+    assert_eq!(self_rule["self"], true);
+    let mut policy = corpus("aws_iam_policy_multiple", "aws_iam_policy", "policy-0");
+    policy["tags"] = json!({"team": "platform"});
+    policy["tags_all"] = json!({"team": "platform"});
+    let bucket = corpus("aws_s3_full", "aws_s3_bucket", "bucket-martin-test-drift2");
+    assert_eq!(bucket["server_side_encryption_configuration"], json!([]));
+    let bucket_policy = corpus(
+        "aws_s3_full",
+        "aws_s3_bucket_policy",
+        "bucket-martin-test-drift2",
+    );
     json!({"version": 4, "terraform_version": "1.9.8", "serial": 1, "lineage": "moto",
         "outputs": {}, "resources": [
         res("aws_vpc", "prod", json!({"id": s.vpc, "cidr_block": "10.1.0.0/16",
+            "arn": arn("vpc", &s.vpc), "owner_id": ACCOUNT,
             "tags": {"Name": "prod", "env": "prod"}})),
         res("aws_subnet", "a", json!({"id": s.subnet, "vpc_id": s.vpc,
+            "arn": arn("subnet", &s.subnet), "owner_id": ACCOUNT,
             "cidr_block": "10.1.1.0/24", "availability_zone": "us-east-1a", "tags": {}})),
+        res("aws_security_group_rule", "api_self", self_rule),
+        res("aws_iam_policy", "test_policy", policy),
+        res("aws_s3_bucket", "bucket2", bucket),
+        res("aws_s3_bucket_policy", "bucket2_policy", bucket_policy),
         res("aws_security_group", "web", json!({"id": s.web, "name": "web",
+            "arn": arn("security-group", &s.web), "owner_id": ACCOUNT,
             "description": "web tier", "vpc_id": s.vpc, "tags": {},
             "ingress": [rule(443, "10.0.0.0/8", "https")],
             "egress": [{"protocol": "-1", "from_port": 0, "to_port": 0,
                 "cidr_blocks": ["0.0.0.0/0"], "ipv6_cidr_blocks": [], "prefix_list_ids": [],
                 "security_groups": [], "self": false, "description": ""}]})),
         res("aws_security_group", "old", json!({"id": s.old, "name": "old",
+            "arn": arn("security-group", &s.old), "owner_id": ACCOUNT,
             "description": "old tier", "vpc_id": s.vpc, "tags": {}})),
         res("aws_security_group", "api", json!({"id": s.api, "name": "api",
+            "arn": arn("security-group", &s.api), "owner_id": ACCOUNT,
             "description": "api tier", "vpc_id": s.vpc, "tags": {}})),
         // Rules of `api` declared as separate resources of both generations.
         res("aws_security_group_rule", "api_8080", json!({"id": "sgrule-3141592653",
@@ -216,13 +354,17 @@ fn state(s: &Seeded) -> Value {
             "security_group_id": s.api, "ip_protocol": "tcp", "from_port": 9090,
             "to_port": 9090, "cidr_ipv4": "192.168.0.0/16"})),
         res("aws_iam_role", "app", json!({"id": "app", "name": "app", "path": "/",
+            "arn": format!("arn:aws:iam::{ACCOUNT}:role/app"),
             "assume_role_policy": TRUST, "tags": {"team": "platform"}})),
         // Terraform makes the attachment's id up; role and policy identify it.
         res("aws_iam_role_policy_attachment", "app_read", json!({
             "id": "app-20240101000000000000000001", "role": "app", "policy_arn": READ_ONLY})),
         res("aws_instance", "app", json!({"id": s.instance, "instance_type": "t3.small",
+            "arn": arn("instance", &s.instance),
             "subnet_id": s.subnet, "tags": {}})),
         res("aws_s3_bucket", "logs", json!({"id": "acme-logs", "bucket": "acme-logs",
+            "arn": "arn:aws:s3:::acme-logs", "region": "us-east-1", "acl": "private",
+            "server_side_encryption_configuration": [],
             "tags": {}, "versioning": [{"enabled": true, "mfa_delete": false}]})),
     ]})
 }
@@ -331,6 +473,17 @@ fn moto_estate_in_sync_then_drifted() {
             .send()
             .await
             .unwrap();
+        // The policy edited from the console: a new default version.
+        aws_sdk_iam::Client::new(&conf)
+            .create_policy_version()
+            .policy_arn(policy_arn())
+            .policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Sid":"EC2Admin","Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            )
+            .set_as_default(true)
+            .send()
+            .await
+            .unwrap();
         aws_sdk_iam::Client::new(&conf)
             .attach_role_policy()
             .role_name("app")
@@ -373,6 +526,11 @@ fn moto_estate_in_sync_then_drifted() {
             FindingKind::Changed,
             seeded.api.clone(),
             vec!["ingress".to_string()],
+        ),
+        (
+            FindingKind::Changed,
+            policy_arn(),
+            vec!["policy".to_string()],
         ),
         (FindingKind::Missing, seeded.old.clone(), vec![]),
         (FindingKind::Unmanaged, format!("app/{ADMIN}"), vec![]),

@@ -71,10 +71,13 @@ impl FoldedRules {
                     "ingress"
                 };
                 let mut inline = attrs.clone();
-                if let Some(src) = attrs.get("source_security_group_id").cloned() {
+                if let Some(src) = attrs
+                    .get("source_security_group_id")
+                    .filter(|v| !v.is_null())
+                {
                     inline.insert("security_groups".into(), json!([src]));
                 }
-                let atoms = sg_atoms(&inline);
+                let atoms = sg_atoms_of(&inline, Some(&sg));
                 self.rules
                     .entry((sg.clone(), attr))
                     .or_default()
@@ -107,7 +110,7 @@ impl FoldedRules {
                         inline.insert(list.into(), json!([v]));
                     }
                 }
-                let atoms = sg_atoms(&inline);
+                let atoms = sg_atoms_of(&inline, Some(&sg));
                 self.rules
                     .entry((sg.clone(), attr))
                     .or_default()
@@ -152,7 +155,7 @@ impl FoldedRules {
 pub fn needs_canonical(ty: &str) -> bool {
     matches!(
         live_type(ty),
-        "aws_security_group" | "azurerm_network_security_group"
+        "aws_security_group" | "azurerm_network_security_group" | "aws_s3_bucket"
     )
 }
 
@@ -189,6 +192,13 @@ pub fn canonicalise(
                 }
             }
         }
+        "aws_s3_bucket" => {
+            if let Some(v) = attrs.get_mut("server_side_encryption_configuration") {
+                if is_default_sse(v) {
+                    *v = Value::Array(Vec::new());
+                }
+            }
+        }
         "azurerm_network_security_group" => {
             let mut rules: Vec<Value> = match attrs.get("security_rule") {
                 Some(Value::Array(rs)) => rs.iter().map(nsg_rule).collect(),
@@ -209,6 +219,46 @@ pub fn canonicalise(
             }
         }
         _ => {}
+    }
+}
+
+/// True for no default encryption at all or for S3's own default, SSE-S3 (`AES256`, no key,
+/// no bucket key). S3 has applied SSE-S3 to every bucket without a configuration since
+/// January 2023, so a state that recorded none (`[]`, written before or never refreshed)
+/// and a bucket that reports the default describe the same bucket. Another algorithm, a
+/// KMS key or a bucket key is a configuration of its own and is compared.
+fn is_default_sse(v: &Value) -> bool {
+    let Value::Array(configs) = v else {
+        return v.is_null();
+    };
+    let rules: Vec<&Value> = configs
+        .iter()
+        .flat_map(|c| match c.get("rule") {
+            Some(Value::Array(rs)) => rs.iter().collect(),
+            Some(r @ Value::Object(_)) => vec![r],
+            _ => Vec::new(),
+        })
+        .collect();
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    match rules.as_slice() {
+        [] => true,
+        [rule] => {
+            let by_default = match rule.get("apply_server_side_encryption_by_default") {
+                Some(Value::Array(d)) if d.len() == 1 => &d[0],
+                Some(d @ Value::Object(_)) => d,
+                _ => return false,
+            };
+            let bucket_key = match rule.get("bucket_key_enabled") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+                Some(_) => true,
+            };
+            text(by_default.get("sse_algorithm")) == "AES256"
+                && text(by_default.get("kms_master_key_id")).is_empty()
+                && !bucket_key
+        }
+        _ => false,
     }
 }
 
@@ -239,6 +289,14 @@ fn port(v: Option<&Value>) -> i64 {
 
 /// Explodes one inline security-group rule into one atom per source.
 pub fn sg_atoms(rule: &Map<String, Value>) -> Vec<Value> {
+    sg_atoms_of(rule, None)
+}
+
+/// Explodes a rule of group `own` into atoms. The EC2 API and inline blocks say `self` for
+/// a rule that admits the group's own members, while `aws_security_group_rule` stores
+/// `self = true` *and* the group's id as `source_security_group_id`, and
+/// `aws_vpc_security_group_ingress_rule` only the id: every form becomes one `self` source.
+fn sg_atoms_of(rule: &Map<String, Value>, own: Option<&str>) -> Vec<Value> {
     let protocol = aws_protocol(rule.get("protocol"));
     let (from, to) = if protocol == "-1" {
         (0, 0)
@@ -266,12 +324,21 @@ pub fn sg_atoms(rule: &Map<String, Value>) -> Vec<Value> {
                         .next()
                         .filter(|_| key == "security_groups")
                         .unwrap_or(s);
-                    sources.push(s.to_string());
+                    let s = if key == "security_groups" && Some(s) == own {
+                        "self"
+                    } else {
+                        s
+                    };
+                    if !sources.iter().any(|x| x == s) {
+                        sources.push(s.to_string());
+                    }
                 }
             }
         }
     }
-    if rule.get("self").and_then(Value::as_bool) == Some(true) {
+    if rule.get("self").and_then(Value::as_bool) == Some(true)
+        && !sources.iter().any(|x| x == "self")
+    {
         sources.push("self".into());
     }
     sources

@@ -318,3 +318,160 @@ fn finding(
         facets: live.map(|l| l.facets.clone()).unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iac::parse_state;
+    use serde_json::{json, Map, Value};
+
+    /// A state of the driftctl corpus: real Terraform-written files.
+    fn corpus(name: &str) -> Vec<Declared> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tfstate/driftctl")
+            .join(format!("{name}.tfstate"));
+        parse_state(name, &std::fs::read(&path).unwrap())
+            .unwrap()
+            .resources
+    }
+
+    fn live(ty: &str, id: &str, attrs: Value) -> Resource {
+        let mut r = Resource::new(ResourceKey::new("aws", ty, id));
+        r.attributes = attrs.as_object().unwrap().clone();
+        r
+    }
+
+    fn run(declared: &[Declared], live: &[Resource], scopes: &[Scope]) -> DiffResult {
+        let ignore = DriftIgnore::default();
+        diff(
+            declared,
+            live,
+            scopes,
+            &DiffOptions {
+                ignore: &ignore,
+                now: "2026-01-01T00:00:00Z",
+            },
+        )
+    }
+
+    /// One live inline rule in the shape the providers map the EC2 API into.
+    fn rule(proto: &str, from: i64, to: i64, key: &str, source: &str, desc: &str) -> Value {
+        let mut m = json!({"protocol": proto, "from_port": from, "to_port": to,
+            "cidr_blocks": [], "ipv6_cidr_blocks": [], "prefix_list_ids": [],
+            "security_groups": [], "self": key == "self", "description": desc});
+        if key != "self" {
+            m[key] = json!([source]);
+        }
+        m
+    }
+
+    #[test]
+    fn self_referencing_rules_of_a_real_state_are_in_sync() {
+        // Terraform writes `self = true` and the group's own id as the source of these rules.
+        let sg = "sg-0254c038e32f25530";
+        let mut declared: Vec<Declared> = corpus("aws_vpc_security_group_rule")
+            .into_iter()
+            .filter(|d| d.attributes["security_group_id"] == sg)
+            .collect();
+        assert!(declared.iter().any(
+            |d| d.attributes["self"] == true && d.attributes["source_security_group_id"] == sg
+        ));
+        let mut group = corpus("aws_vpc_security_group")
+            .into_iter()
+            .find(|d| d.key.id == sg)
+            .unwrap();
+        // Its rules are the separate resources above.
+        group.attributes.remove("ingress");
+        group.attributes.remove("egress");
+        declared.push(group);
+        let ingress = json!([
+            rule("tcp", 0, 0, "prefix_list_ids", "pl-abb451c2", "Baz 2"),
+            rule("-1", 0, 0, "cidr_blocks", "1.2.0.0/16", "Foo 5"),
+            rule("-1", 0, 0, "cidr_blocks", "5.6.7.0/24", "Foo 5"),
+            rule("-1", 0, 0, "cidr_blocks", "0.0.0.0/0", "Foo 1"),
+            rule("tcp", 0, 65535, "self", "", "Test 1"),
+            rule("icmp", 0, 0, "self", "", ""),
+        ]);
+        let egress = json!([
+            rule("-1", 0, 0, "cidr_blocks", "0.0.0.0/0", "Bar 1"),
+            rule("-1", 0, 0, "ipv6_cidr_blocks", "::/0", "Bar 1"),
+        ]);
+        let l = live(
+            "aws_security_group",
+            sg,
+            json!({"name": "foo", "description": "Managed by Terraform", "vpc_id": "vpc-618f6e09",
+                   "tags": {"Name": "Foo SG"}, "ingress": ingress, "egress": egress}),
+        );
+        let out = run(&declared, &[l], &[]);
+        assert_eq!(out.findings, vec![], "an estate in sync has no finding");
+        assert_eq!(out.counts.in_sync, 1 + 6);
+    }
+
+    #[test]
+    fn a_rule_to_the_own_group_by_id_is_self() {
+        let mut f = FoldedRules::default();
+        let rule = json!({"security_group_id": "sg-1", "ip_protocol": "tcp", "from_port": 5432,
+                          "to_port": 5432, "referenced_security_group_id": "sg-1"});
+        f.add(
+            "aws_vpc_security_group_ingress_rule",
+            rule.as_object().unwrap(),
+        );
+        let mut e = Map::new();
+        canonicalise("aws_security_group", &mut e, Some((&f, "sg-1")));
+        let mut a = json!({"ingress": [rule_self()]})
+            .as_object()
+            .unwrap()
+            .clone();
+        canonicalise("aws_security_group", &mut a, None);
+        assert_eq!(e["ingress"], a["ingress"]);
+    }
+
+    /// A bucket as the providers map it, with a default-encryption rule.
+    fn bucket(name: &str, algorithm: &str, key: &str) -> Resource {
+        live(
+            "aws_s3_bucket",
+            name,
+            json!({"bucket": name, "tags": {},
+                "versioning": [{"enabled": false, "mfa_delete": false}],
+                "server_side_encryption_configuration": [{"rule": [{
+                    "apply_server_side_encryption_by_default": [
+                        {"sse_algorithm": algorithm, "kms_master_key_id": key}],
+                    "bucket_key_enabled": false}]}]}),
+        )
+    }
+
+    #[test]
+    fn s3_default_encryption_is_not_drift_but_another_is() {
+        // Written in 2020: `server_side_encryption_configuration = []`.
+        let declared: Vec<Declared> = corpus("aws_s3_full")
+            .into_iter()
+            .filter(|d| d.key.id == "bucket-martin-test-drift")
+            .collect();
+        assert_eq!(
+            declared[0].attributes["server_side_encryption_configuration"],
+            json!([])
+        );
+        let out = run(
+            &declared,
+            &[bucket("bucket-martin-test-drift", "AES256", "")],
+            &[],
+        );
+        assert_eq!(out.findings, vec![]);
+        let kms = bucket(
+            "bucket-martin-test-drift",
+            "aws:kms",
+            "arn:aws:kms:eu-west-3:1:key/k",
+        );
+        let out = run(&declared, &[kms], &[]);
+        let paths: Vec<&str> = out.findings[0]
+            .changes
+            .iter()
+            .map(|c| c.path.as_str())
+            .collect();
+        assert_eq!(paths, ["server_side_encryption_configuration"]);
+    }
+
+    fn rule_self() -> Value {
+        rule("tcp", 5432, 5432, "self", "", "")
+    }
+}

@@ -31,7 +31,7 @@ const PUBLIC_GROUPS: &[&str] = &[
 pub async fn list_global(c: &Clients, fanout: usize) -> Listed {
     let mut listed = Listed::new();
     let (buckets, roles, policies) =
-        tokio::join!(buckets(c, fanout), roles(c, fanout), policies(c));
+        tokio::join!(buckets(c, fanout), roles(c, fanout), policies(c, fanout));
     let account = c.account.as_str();
     match buckets {
         Ok((b, pab)) => {
@@ -414,36 +414,99 @@ async fn role(
     Ok((vec![r], attachments))
 }
 
-async fn policies(c: &Clients) -> Result<Vec<Resource>, String> {
+async fn policies(c: &Clients, fanout: usize) -> Result<Vec<Resource>, String> {
     let iam = c.iam();
-    list_all!(
-        c,
-        "iam",
-        "iam:ListPolicies",
-        iam.list_policies()
-            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-            .max_items(1000)
-            .into_paginator()
-            .send(),
-        |page| page
-            .policies()
-            .iter()
-            .filter_map(|p| {
-                let arn = p.arn()?;
-                let tags: BTreeMap<String, String> = p
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect();
-                let mut r = base("aws_iam_policy", arn, &c.account, None, tags);
-                r.name = p.policy_name().map(str::to_string);
-                let a = &mut r.attributes;
-                a.insert("arn".into(), json!(arn));
-                a.insert("name".into(), json!(p.policy_name()));
-                a.insert("path".into(), json!(p.path()));
-                a.insert("description".into(), json!(p.description().unwrap_or("")));
-                Some(r)
-            })
-            .collect::<Vec<_>>()
-    )
+    let listed: Result<Vec<aws_sdk_iam::types::Policy>, String> = async {
+        list_all!(
+            c,
+            "iam",
+            "iam:ListPolicies",
+            iam.list_policies()
+                .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+                .max_items(1000)
+                .into_paginator()
+                .send(),
+            |page| page.policies.unwrap_or_default()
+        )
+    }
+    .await;
+    let results: Vec<Result<Option<Resource>, String>> = stream::iter(listed?)
+        .map(|p| policy(c, &iam, p))
+        .buffer_unordered(fanout.max(1))
+        .collect()
+        .await;
+    results.into_iter().filter_map(Result::transpose).collect()
+}
+
+/// One customer-managed policy. `ListPolicies` returns neither tags nor the document, so
+/// both come from a call of their own: without them every tagged policy would look
+/// untagged, and an edited document would never show.
+async fn policy(
+    c: &Clients,
+    iam: &aws_sdk_iam::Client,
+    p: aws_sdk_iam::types::Policy,
+) -> Result<Option<Resource>, String> {
+    let Some(arn) = p.arn().map(str::to_string) else {
+        return Ok(None);
+    };
+    let (tags, document): (Result<Vec<_>, String>, Result<Option<String>, String>) = tokio::join!(
+        async {
+            list_all!(
+                c,
+                "iam",
+                "iam:ListPolicyTags",
+                iam.list_policy_tags()
+                    .policy_arn(&arn)
+                    .max_items(1000)
+                    .into_paginator()
+                    .send(),
+                |page| page
+                    .tags
+                    .into_iter()
+                    .map(|t| (t.key, t.value))
+                    .collect::<Vec<_>>()
+            )
+        },
+        async {
+            let Some(version) = p.default_version_id() else {
+                return Ok(None);
+            };
+            c.take("iam").await;
+            let out = iam
+                .get_policy_version()
+                .policy_arn(&arn)
+                .version_id(version)
+                .send()
+                .await
+                .map_err(|e| api_error("iam:GetPolicyVersion", e))?;
+            Ok(out
+                .policy_version()
+                .and_then(|v| v.document())
+                .map(policy_document))
+        },
+    );
+    let mut r = base(
+        "aws_iam_policy",
+        &arn,
+        &c.account,
+        None,
+        tags?.into_iter().collect(),
+    );
+    r.name = p.policy_name().map(str::to_string);
+    let a = &mut r.attributes;
+    a.insert("arn".into(), json!(arn));
+    a.insert("name".into(), json!(p.policy_name()));
+    a.insert("path".into(), json!(p.path()));
+    // ListPolicies leaves the description out (only GetPolicy has it); it cannot change
+    // after creation, so it is compared only where the answer carries it.
+    if let Some(d) = p.description() {
+        a.insert("description".into(), json!(d));
+    }
+    if let Some(doc) = document? {
+        a.insert("policy".into(), json!(doc));
+    }
+    if let Some(id) = p.policy_id() {
+        a.insert("policy_id".into(), json!(id));
+    }
+    Ok(Some(r))
 }
