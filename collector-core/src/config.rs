@@ -1,12 +1,16 @@
 //! `driftwatch.toml`: parsing, `${ENV}` expansion and validation that reports every problem
 //! with its line, so a user fixes a config in one pass.
 
+use driftwatch_plugin_sdk::input::{read_regular_text, ReadError, MIB};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 16 * MIB;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -571,12 +575,15 @@ impl Config {
     /// Reads and parses a config file; problems of structure are all reported together.
     /// Component settings are checked by [`crate::validate`].
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        let text = read_regular_text(file, MAX_CONFIG_BYTES).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             problems: vec![ConfigProblem {
                 line: None,
                 path: String::new(),
-                message: format!("cannot read the config file: {e}"),
+                message: match e {
+                    ReadError::Io(e) => format!("cannot read the config file: {e}"),
+                    e => format!("the config file {e}"),
+                },
             }],
         })?;
         Self::parse(file, &text, &|k| std::env::var(k).ok())

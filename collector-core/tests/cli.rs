@@ -270,3 +270,160 @@ fn iac_list_prints_declared_resources() {
     assert_eq!(code, 1);
     assert!(stderr.contains("no state file matches"), "{stderr}");
 }
+
+/// Runs the binary with a deadline: a regression that hangs fails the test instead of
+/// hanging the test run.
+fn run_bounded(cmd: &mut Command) -> (i32, String, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("driftwatch runs");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "driftwatch {:?} did not finish",
+                cmd.get_args().collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (
+        status.code().expect("exited normally"),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    )
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+}
+
+#[test]
+fn fifos_and_devices_are_refused_not_read() {
+    // (what, the config line naming the file, how to name the hostile file there)
+    let cases: [(&str, &str, fn(&str) -> String, bool); 5] = [
+        (
+            "driftignore",
+            "driftignore = [\".driftignore\"]",
+            |p| format!("driftignore = [{p:?}]"),
+            true,
+        ),
+        (
+            "exceptions",
+            "exceptions = [\"exceptions.toml\"]",
+            |p| format!("exceptions = [{p:?}]"),
+            true,
+        ),
+        (
+            "break-glass",
+            "breakglass = \"${DRIFTWATCH_OUT:-out}/breakglass.jsonl\"",
+            |p| format!("breakglass = {p:?}"),
+            true,
+        ),
+        (
+            "policy folder",
+            "policies = [",
+            |p| format!("policies = [{p:?}, "),
+            true,
+        ),
+        (
+            "inventory",
+            "paths = [\"inventory/aws-config-snapshot.json\"]",
+            |p| format!("paths = [{p:?}]"),
+            // Exports are read by the scan only.
+            false,
+        ),
+    ];
+    for (what, line, replace, at_validate) in cases {
+        for hostile in ["fifo", "/dev/zero"] {
+            let dir = quickstart_copy();
+            let target = if hostile == "fifo" {
+                let p = dir.path().join("hostile");
+                mkfifo(&p);
+                p
+            } else {
+                PathBuf::from(hostile)
+            };
+            let named = if what == "policy folder" {
+                // A file inside a policy folder.
+                let folder = dir.path().join("extra");
+                std::fs::create_dir(&folder).unwrap();
+                if hostile == "fifo" {
+                    mkfifo(&folder.join("p.rego"));
+                } else {
+                    std::os::unix::fs::symlink(&target, folder.join("p.rego")).unwrap();
+                }
+                folder
+            } else {
+                target
+            };
+            let cfg = dir.path().join("driftwatch.toml");
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            assert!(text.contains(line), "{what}");
+            std::fs::write(
+                &cfg,
+                text.replacen(line, &replace(&named.display().to_string()), 1),
+            )
+            .unwrap();
+            let kind = if hostile == "fifo" {
+                "is a FIFO, not a regular file"
+            } else {
+                "is a character device, not a regular file"
+            };
+            for cmd in ["validate", "scan"] {
+                let (code, _, err) = run_bounded(
+                    bin()
+                        .args([cmd, "-c"])
+                        .arg(&cfg)
+                        .env("DRIFTWATCH_OUT", dir.path().join("out")),
+                );
+                if cmd == "validate" && !at_validate {
+                    continue;
+                }
+                assert_eq!(code, 1, "{what} {hostile} {cmd}: {err}");
+                assert!(err.contains(kind), "{what} {hostile} {cmd}: {err}");
+            }
+        }
+    }
+    // The config file itself.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("driftwatch.toml");
+    mkfifo(&fifo);
+    for (path, kind) in [
+        (fifo.as_path(), "is a FIFO"),
+        (std::path::Path::new("/dev/zero"), "is a character device"),
+    ] {
+        for cmd in ["validate", "scan"] {
+            let (code, _, err) = run_bounded(bin().args([cmd, "-c"]).arg(path));
+            assert_eq!(code, 1, "{cmd} {}: {err}", path.display());
+            assert!(err.contains(kind), "{cmd}: {err}");
+        }
+    }
+}

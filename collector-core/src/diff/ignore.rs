@@ -6,9 +6,13 @@
 //! `!` re-includes what an earlier line ignored: the last matching line wins, as in
 //! `.gitignore`.
 
+use driftwatch_plugin_sdk::input::{read_regular_text, MIB};
 use driftwatch_plugin_sdk::Finding;
 use std::path::Path;
 use wildmatch::WildMatch;
+
+/// Largest ignore file read.
+pub const MAX_IGNORE_BYTES: u64 = 16 * MIB;
 
 #[derive(Debug, Clone)]
 struct Rule {
@@ -99,10 +103,10 @@ impl DriftIgnore {
 
     /// Reads and parses an ignore file.
     pub fn load(&mut self, path: &Path) -> Result<(), IgnoreError> {
-        let text = std::fs::read_to_string(path).map_err(|e| IgnoreError {
+        let text = read_regular_text(path, MAX_IGNORE_BYTES).map_err(|e| IgnoreError {
             file: path.display().to_string(),
             line: 0,
-            message: format!("cannot read: {e}"),
+            message: e.to_string(),
         })?;
         self.parse(&path.display().to_string(), &text)
     }

@@ -2,6 +2,7 @@
 //! incident. When it expires the drift reopens for review, marked as due a post-incident
 //! review.
 
+use driftwatch_plugin_sdk::input::{read_regular_text, MIB};
 use driftwatch_plugin_sdk::Finding;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -9,6 +10,9 @@ use std::path::{Path, PathBuf};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wildmatch::WildMatch;
+
+/// Largest break-glass file read.
+pub const MAX_BREAKGLASS_BYTES: u64 = 16 * MIB;
 
 /// One recorded override.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,9 +61,9 @@ impl BreakGlass {
 
 /// Reads every record; a missing file is no record.
 pub fn load(path: &Path) -> Result<Vec<BreakGlass>, BreakGlassError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_regular_text(path, MAX_BREAKGLASS_BYTES) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => {
             return Err(BreakGlassError {
                 path: path.to_path_buf(),

@@ -1,11 +1,15 @@
 //! Exceptions as data: an approved, owned, time-boxed permission for a drift to exist.
 
+use driftwatch_plugin_sdk::input::{read_regular_text, MIB};
 use driftwatch_plugin_sdk::Finding;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use wildmatch::WildMatch;
+
+/// Largest exceptions file read.
+pub const MAX_EXCEPTIONS_BYTES: u64 = 16 * MIB;
 
 /// One `[[exception]]` of an exceptions file.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,7 +107,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Exception>, ExceptionError> {
             path: path.clone(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let text = read_regular_text(path, MAX_EXCEPTIONS_BYTES).map_err(|e| err(e.to_string()))?;
         let file: File = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let stem = display(path);
         for (i, mut e) in file.exception.into_iter().enumerate() {

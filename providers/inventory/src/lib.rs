@@ -14,6 +14,7 @@ pub mod gcp;
 mod json;
 
 use async_trait::async_trait;
+use driftwatch_plugin_sdk::input::read_regular_file;
 use driftwatch_plugin_sdk::{
     CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
 };
@@ -22,6 +23,10 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// Largest export file read: exports are read whole, and one this large is already a
+/// few hundred thousand resources.
+pub const MAX_EXPORT_BYTES: u64 = 2 << 30;
 
 /// The kind of export a provider instance reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -499,10 +504,13 @@ impl Provider for InventoryProvider {
                 return Err(ProviderError::Cancelled);
             }
             let name = file.display().to_string();
-            let bytes = std::fs::read(file).map_err(|e| ProviderError::Input {
-                source_name: name.clone(),
-                message: format!("cannot read: {e}"),
-            })?;
+            // Refuses a FIFO or a device before opening it: either would hang the scan or
+            // fill its memory.
+            let bytes =
+                read_regular_file(file, MAX_EXPORT_BYTES).map_err(|e| ProviderError::Input {
+                    source_name: name.clone(),
+                    message: e.to_string(),
+                })?;
             reader.add(&name, &bytes)?;
         }
         let Parsed {
