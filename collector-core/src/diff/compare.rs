@@ -396,6 +396,7 @@ fn canonical_string(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use driftwatch_plugin_sdk::Resource;
     use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
@@ -496,6 +497,79 @@ mod tests {
         let a = map(json!({"tags": {"owner": "ops"}}));
         let c = diff_attributes("azurerm_network_security_group", &e, &a, &[]);
         assert_eq!(c[0].path, "tags.owner");
+    }
+
+    /// The instance and firewall of driftctl's Terraform-written states (labels, network
+    /// tags and target tags all `null`), against the Compute API objects of the same
+    /// resources mapped by the shared GCP mapping: in sync, then each collection filled live.
+    #[test]
+    fn null_collections_in_real_google_states() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tfstate/driftctl");
+        let state = |f: &str| {
+            let bytes = std::fs::read(root.join(f)).unwrap();
+            crate::iac::tfstate::parse_state(f, &bytes)
+                .unwrap()
+                .resources
+                .remove(0)
+        };
+        let live = |asset: &str, data: Value| {
+            driftwatch_provider_inventory::gcp::map_api_object(
+                asset,
+                "cloudskiff-dev-elie",
+                data,
+                None,
+            )
+            .unwrap()
+        };
+        let instance = state("google_compute_instance.tfstate");
+        let api = json!({"name": "test", "zone": "https://www.googleapis.com/compute/v1/projects/cloudskiff-dev-elie/zones/us-central1-a",
+            "machineType": "https://www.googleapis.com/compute/v1/projects/cloudskiff-dev-elie/zones/us-central1-a/machineTypes/e2-medium",
+            "status": "RUNNING", "canIpForward": false, "deletionProtection": false,
+            "labelFingerprint": "42WmSpB8rSM=", "tags": {"fingerprint": "42WmSpB8rSM="}});
+        let r = live("compute.googleapis.com/Instance", api.clone());
+        assert_eq!(r.key.id, instance.key.id);
+        let changes = |r: &Resource| {
+            diff_attributes(
+                &instance.key.r#type,
+                &instance.attributes,
+                &r.attributes,
+                &instance.masked,
+            )
+        };
+        assert_eq!(changes(&r), vec![], "in sync");
+        let mut drifted = api.clone();
+        drifted["labels"] = json!({"team": "data"});
+        drifted["tags"]["items"] = json!(["web"]);
+        let paths: Vec<String> = changes(&live("compute.googleapis.com/Instance", drifted))
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(paths, ["labels.team", "tags"]);
+
+        let firewall = state("google_compute_firewall.tfstate");
+        let api = json!({"name": "test-firewall", "network": "https://www.googleapis.com/compute/v1/projects/cloudskiff-dev-elie/global/networks/test-network",
+            "priority": 1000, "direction": "INGRESS", "disabled": false, "sourceTags": ["web"],
+            "allowed": [{"IPProtocol": "tcp", "ports": ["80", "8080", "1000-2000"]}, {"IPProtocol": "icmp"}]});
+        let changes = |r: &Resource| {
+            diff_attributes(
+                &firewall.key.r#type,
+                &firewall.attributes,
+                &r.attributes,
+                &firewall.masked,
+            )
+        };
+        let r = live("compute.googleapis.com/Firewall", api.clone());
+        assert_eq!(r.key.id, firewall.key.id);
+        assert_eq!(changes(&r), vec![], "in sync");
+        let mut drifted = api;
+        drifted["targetTags"] = json!(["ssh"]);
+        let c = changes(&live("compute.googleapis.com/Firewall", drifted));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].path.as_str(), &c[0].actual),
+            ("target_tags", &json!(["ssh"]))
+        );
     }
 
     #[test]
