@@ -8,7 +8,8 @@ use crate::json::{
     tags_from_object, tags_value, Loc, Top,
 };
 use driftwatch_plugin_sdk::{
-    Facets, IngressRule, NetworkFacet, PortRange, ProviderError, Resource, RuleAction, StorageFacet,
+    Facets, IngressRule, NetworkFacet, PortRange, ProviderError, Resource, RuleAction, Scope,
+    StorageFacet,
 };
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
@@ -23,6 +24,7 @@ pub(crate) const TYPES: &[&str] = &[
     "aws_s3_bucket",
     "aws_s3_bucket_public_access_block",
     "aws_iam_role",
+    "aws_iam_policy",
 ];
 
 /// Statuses of items that describe a resource which no longer exists or is not recorded.
@@ -41,7 +43,28 @@ pub(crate) struct Reader {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
     accounts: BTreeSet<String>,
+    /// (account, region, Terraform type) the export shows the recorder covering.
+    covered: BTreeSet<(Option<String>, Option<String>, &'static str)>,
     warnings: Vec<String>,
+}
+
+/// The Terraform types an AWS Config resource type's items list, and whether that type is
+/// global (IAM: recorded once, with region `global`).
+fn listed_types(rtype: &str) -> (&'static [&'static str], bool) {
+    match rtype {
+        "AWS::EC2::SecurityGroup" => (&["aws_security_group"], false),
+        "AWS::EC2::VPC" => (&["aws_vpc"], false),
+        "AWS::EC2::Subnet" => (&["aws_subnet"], false),
+        "AWS::EC2::Instance" => (&["aws_instance"], false),
+        // Config records a bucket in its own region, and its public access block with it.
+        "AWS::S3::Bucket" => (
+            &["aws_s3_bucket", "aws_s3_bucket_public_access_block"],
+            false,
+        ),
+        "AWS::IAM::Role" => (&["aws_iam_role"], true),
+        "AWS::IAM::Policy" => (&["aws_iam_policy"], true),
+        _ => (&[], false),
+    }
 }
 
 struct Entry {
@@ -175,6 +198,19 @@ impl Reader {
                 self.accounts.insert(a.clone());
             }
         }
+        // A recorded item, live or deleted, shows the recorder covers its type in its
+        // account and region; one that is not recorded shows nothing.
+        let status = item
+            .get("configurationItemStatus")
+            .and_then(Value::as_str)
+            .unwrap_or("OK");
+        if !matches!(status, "ResourceNotRecorded" | "ResourceDeletedNotRecorded") {
+            let (types, global) = listed_types(&rtype);
+            let region = region.clone().filter(|r| !global && r != "global");
+            for ty in types {
+                self.covered.insert((account.clone(), region.clone(), ty));
+            }
+        }
         let time = item
             .get("configurationItemCaptureTime")
             .and_then(crate::json::parse_time);
@@ -199,8 +235,12 @@ impl Reader {
         Ok(())
     }
 
-    /// The resources, accounts seen and warnings.
-    pub(crate) fn finish(self) -> (Vec<Resource>, BTreeSet<String>, Vec<String>) {
+    /// The resources, accounts seen, warnings, and the scopes the export covers: one per
+    /// (account, region, type) it holds records of. A snapshot is delivered per region, so
+    /// claiming a type for every region of the account would turn every declared resource
+    /// of the other regions into a false `missing`. IAM is global; S3 buckets are recorded
+    /// in their own region.
+    pub(crate) fn finish(self) -> (Vec<Resource>, BTreeSet<String>, Vec<String>, Vec<Scope>) {
         let mut resources = Vec::with_capacity(self.entries.len());
         let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
         for e in self.entries {
@@ -211,7 +251,17 @@ impl Reader {
         }
         let mut warnings = self.warnings;
         warnings.extend(skip_warnings(skipped));
-        (resources, self.accounts, warnings)
+        let scopes = self
+            .covered
+            .into_iter()
+            .map(|(account, region, ty)| {
+                let mut s = Scope::complete("aws", ty);
+                s.account = account;
+                s.region = region;
+                s
+            })
+            .collect();
+        (resources, self.accounts, warnings, scopes)
     }
 }
 
@@ -225,6 +275,7 @@ struct Item<'a> {
     resource_id: String,
     resource_name: Option<String>,
     tags: BTreeMap<String, String>,
+    tags_known: bool,
     conf: Value,
     supp: Map<String, Value>,
 }
@@ -254,6 +305,7 @@ fn outcome(
             | "AWS::EC2::Instance"
             | "AWS::S3::Bucket"
             | "AWS::IAM::Role"
+            | "AWS::IAM::Policy"
     );
     if !supported {
         return Ok(Outcome::Skipped(format!(
@@ -302,6 +354,9 @@ fn outcome(
     let mut tags = BTreeMap::new();
     tags_from_list(conf.get("tags"), &mut tags);
     tags_from_object(item.get("tags"), &mut tags);
+    // Whether the item says anything about tags: a list in the configuration, or a map
+    // that is not empty (an empty map is also what a type whose tags are not recorded has).
+    let tags_known = conf.get("tags").is_some_and(Value::is_array) || !tags.is_empty();
     let resource_id = map_str(&item, &["resourceId", "ARN", "arn", "resourceName"])
         .unwrap_or_default()
         .to_string();
@@ -316,6 +371,7 @@ fn outcome(
         resource_id,
         resource_name,
         tags,
+        tags_known,
         conf,
         supp,
     };
@@ -328,6 +384,7 @@ fn outcome(
             None => Outcome::Skipped("terminated AWS::EC2::Instance item(s)".into()),
         },
         "AWS::S3::Bucket" => Outcome::Live(bucket(&mut it)?),
+        "AWS::IAM::Policy" => Outcome::Live(vec![policy(&it)]),
         _ => Outcome::Live(vec![role(&it)]),
     })
 }
@@ -881,6 +938,46 @@ fn role(it: &Item<'_>) -> Resource {
             .and_then(|b| str_at(b, "permissionsBoundaryArn"))
             .unwrap_or("");
         put_str(a, "permissions_boundary", Some(arn));
+    }
+    r
+}
+
+/// A customer-managed policy: its default version's document (URL-encoded in the item's
+/// `policyVersionList`) and its tags where the item records them. A policy whose item
+/// carries no tags leaves `tags` out, so it is not compared rather than read as untagged.
+fn policy(it: &Item<'_>) -> Resource {
+    let c = &it.conf;
+    let arn = str_at(c, "arn")
+        .map(str::to_string)
+        .unwrap_or_else(|| it.resource_id.clone());
+    let mut r = it.resource("aws_iam_policy", arn.clone());
+    if !it.tags_known {
+        r.attributes.remove("tags");
+    }
+    if r.name.is_none() || r.name.as_deref() == Some(it.resource_id.as_str()) {
+        r.name = str_at(c, "policyName").map(str::to_string);
+    }
+    let a = &mut r.attributes;
+    a.insert("arn".into(), Value::String(arn));
+    put(a, "name", c.get("policyName"));
+    put(a, "path", c.get("path"));
+    put(a, "policy_id", c.get("policyId"));
+    if let Some(d) = str_at(c, "description") {
+        a.insert("description".into(), Value::String(d.into()));
+    }
+    let default = str_at(c, "defaultVersionId");
+    if let Some(Value::Array(versions)) = c.get("policyVersionList") {
+        let doc = versions
+            .iter()
+            .find(|v| {
+                v.get("isDefaultVersion").and_then(as_bool) == Some(true)
+                    || (default.is_some() && str_at(v, "versionId") == default)
+            })
+            .and_then(|v| v.get("document"))
+            .and_then(policy_document);
+        if let Some(doc) = doc {
+            a.insert("policy".into(), Value::String(doc));
+        }
     }
     r
 }

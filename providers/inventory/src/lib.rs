@@ -151,9 +151,12 @@ impl ExportReader {
         let format = self.format;
         let provider = format.provider();
         let types = format.resource_types();
+        // AWS Config knows which (account, region, type) it recorded: it says so itself.
+        let mut claimed = None;
         let (resources, accounts, warnings, failure, skip_type) = match self.inner {
             Inner::Aws(r) => {
-                let (res, acc, warn) = r.finish();
+                let (res, acc, warn, covered) = r.finish();
+                claimed = Some(covered);
                 (res, acc, warn, None, None)
             }
             Inner::Gcp(r) => {
@@ -168,7 +171,8 @@ impl ExportReader {
                 (f.resources, f.accounts, f.warnings, f.truncated, skip)
             }
         };
-        let scopes = scopes(provider, types, &resources, &accounts, failure, skip_type);
+        let scopes = claimed
+            .unwrap_or_else(|| scopes(provider, types, &resources, &accounts, failure, skip_type));
         Parsed {
             resources,
             scopes,

@@ -89,10 +89,50 @@ fn snapshot_scopes_cover_every_type_of_the_account() {
     for s in &p.scopes {
         assert_eq!(s.provider, "aws");
         assert_eq!(s.account.as_deref(), Some(ACCOUNT));
-        assert_eq!(s.region, None);
+        // A snapshot covers its own region; IAM is global.
+        let region = (s.r#type != "aws_iam_role").then_some("eu-west-1");
+        assert_eq!(s.region.as_deref(), region, "{s:?}");
         assert!(s.complete);
         assert_eq!(s.error, None);
     }
+}
+
+#[test]
+fn a_snapshot_claims_its_region_only() {
+    let item = |ty: &str, id: &str, region: &str, status: &str| {
+        json!({"resourceType": ty, "resourceId": id, "awsAccountId": ACCOUNT,
+               "awsRegion": region, "configurationItemStatus": status,
+               "configuration": {"vpcId": id, "name": id, "roleName": id}})
+    };
+    let snapshot = json!({"configurationItems": [
+        item("AWS::EC2::VPC", "vpc-1", "eu-west-1", "OK"),
+        item("AWS::S3::Bucket", "b-1", "eu-west-1", "OK"),
+        item("AWS::IAM::Role", "r-1", "global", "OK"),
+        // A deleted subnet still shows its type is recorded there; a type that is not
+        // recorded shows nothing.
+        {"resourceType": "AWS::EC2::Subnet", "resourceId": "subnet-1", "awsAccountId": ACCOUNT,
+         "awsRegion": "eu-west-1", "configurationItemStatus": "ResourceDeleted"},
+        {"resourceType": "AWS::EC2::Instance", "resourceId": "i-1", "awsAccountId": ACCOUNT,
+         "awsRegion": "eu-west-1", "configurationItemStatus": "ResourceNotRecorded"},
+    ]});
+    let p = parse_export(Format::AwsConfig, "s.json", snapshot.to_string().as_bytes()).unwrap();
+    let mut got: Vec<(&str, Option<&str>, Option<&str>)> = p
+        .scopes
+        .iter()
+        .map(|s| (s.r#type.as_str(), s.account.as_deref(), s.region.as_deref()))
+        .collect();
+    got.sort();
+    let eu = Some("eu-west-1");
+    assert_eq!(
+        got,
+        [
+            ("aws_iam_role", Some(ACCOUNT), None),
+            ("aws_s3_bucket", Some(ACCOUNT), eu),
+            ("aws_s3_bucket_public_access_block", Some(ACCOUNT), eu),
+            ("aws_subnet", Some(ACCOUNT), eu),
+            ("aws_vpc", Some(ACCOUNT), eu),
+        ]
+    );
 }
 
 #[test]
@@ -599,4 +639,78 @@ fn json_lines_errors_name_the_line() {
         "{\"resourceType\":\"AWS::Lambda::Function\",\"resourceId\":\"f\"}\n{\"resourceType\": }\n";
     let err = parse_export(Format::AwsConfig, "h.jsonl", broken.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("line 2"), "{err}");
+}
+
+/// The driftctl corpus' `aws_iam_policy` (a real Terraform-written state), as an AWS Config
+/// item would record it: the document URL-encoded in `policyVersionList`.
+fn real_policy() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/tfstate/driftctl/aws_iam_policy_multiple.tfstate");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    state["resources"][0]["instances"][0]["attributes"].clone()
+}
+
+fn policy_item(tags: serde_json::Value, default: &str) -> serde_json::Value {
+    let real = real_policy();
+    let encode = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let edited =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    json!({
+        "resourceType": "AWS::IAM::Policy",
+        "resourceId": "ANPAEXAMPLE0000000001",
+        "resourceName": "policy-0",
+        "ARN": real["arn"],
+        "awsRegion": "global",
+        "awsAccountId": "929327065333",
+        "configurationItemStatus": "OK",
+        "tags": tags,
+        "configuration": {
+            "policyName": "policy-0",
+            "policyId": "ANPAEXAMPLE0000000001",
+            "arn": real["arn"],
+            "path": "/",
+            "defaultVersionId": default,
+            "description": null,
+            "policyVersionList": [
+                {"document": encode(real["policy"].as_str().unwrap()), "versionId": "v1",
+                 "isDefaultVersion": default == "v1"},
+                {"document": encode(edited), "versionId": "v2", "isDefaultVersion": default == "v2"}
+            ]
+        }
+    })
+}
+
+#[test]
+fn iam_policies_carry_the_default_document_and_only_recorded_tags() {
+    let real = real_policy();
+    let doc = |p: &Parsed| {
+        let r = find(p, "aws_iam_policy", real["arn"].as_str().unwrap());
+        serde_json::from_str::<serde_json::Value>(r.attributes["policy"].as_str().unwrap()).unwrap()
+    };
+    let written: serde_json::Value =
+        serde_json::from_str(real["policy"].as_str().unwrap()).unwrap();
+    let item = policy_item(json!({"team": "platform"}), "v1");
+    let p = parse_export(Format::AwsConfig, "p.json", item.to_string().as_bytes()).unwrap();
+    assert_eq!(doc(&p), written, "the default version's document, decoded");
+    let r = find(&p, "aws_iam_policy", real["arn"].as_str().unwrap());
+    assert_eq!(r.attributes["tags"], json!({"team": "platform"}));
+    assert_eq!(r.attributes["name"], "policy-0");
+    assert!(p
+        .scopes
+        .iter()
+        .any(|s| s.r#type == "aws_iam_policy" && s.region.is_none()));
+
+    // A new default version edited from the console is what the document says.
+    let p = parse_export(
+        Format::AwsConfig,
+        "p.json",
+        policy_item(json!({}), "v2").to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_ne!(doc(&p), written);
+    // An empty tag map is what an item without recorded tags has: not "untagged".
+    let r = find(&p, "aws_iam_policy", real["arn"].as_str().unwrap());
+    assert!(!r.attributes.contains_key("tags"), "{:?}", r.attributes);
 }

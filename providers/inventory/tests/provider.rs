@@ -72,7 +72,7 @@ fn info_describes_the_provider() {
     let info = InventoryProvider::default().info();
     assert_eq!(info.name, "inventory");
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(info.resource_types.len(), 17);
+    assert_eq!(info.resource_types.len(), 18);
     for t in [
         "aws_security_group",
         "aws_s3_bucket_public_access_block",
