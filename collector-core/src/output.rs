@@ -122,12 +122,12 @@ pub fn table(report: &ScanReport) -> String {
         }
         for f in &report.findings {
             let r = &f.resource;
-            let mut what = format!("{}\n{}", r.key.r#type, r.key.id);
+            let mut what = format!("{}\n{}", term(&r.key.r#type), term(&r.key.id));
             if let Some(n) = r.name.as_ref().filter(|n| **n != r.key.id) {
-                what.push_str(&format!("\n({n})"));
+                what.push_str(&format!("\n({})", term(n)));
             }
             let at = match (&r.address, &r.source) {
-                (Some(a), Some(s)) => format!("{a}\n{s}"),
+                (Some(a), Some(s)) => format!("{}\n{}", term(a), term(s)),
                 _ => "-".into(),
             };
             t.add_row(vec![
@@ -188,7 +188,30 @@ pub fn table(report: &ScanReport) -> String {
     if s.in_sync {
         out.push_str("In sync: the live estate matches the declared one.\n");
     }
+    // Values come from states and cloud APIs: an escape sequence in a tag must not drive
+    // the reader's terminal. The table's own line breaks stay.
+    if out.chars().any(|c| c.is_control() && c != '\n') {
+        out = out
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+    }
     out
+}
+
+/// One value of a table cell on one line, its control characters escaped.
+fn term(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars().flat_map(char::escape_default).collect()
+    } else {
+        s.to_string()
+    }
 }
 
 const RULES: &[(&str, &str, &str, &str)] = &[
@@ -295,4 +318,56 @@ pub fn sarif(report: &ScanReport, config_path: &str) -> Value {
             "results": results
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_plugin_sdk::{Finding, FindingKind, FindingResource, ResourceKey};
+
+    #[test]
+    fn the_table_escapes_what_states_and_clouds_hold() {
+        let finding = Finding {
+            id: "f".into(),
+            kind: FindingKind::Unmanaged,
+            resource: FindingResource {
+                key: ResourceKey::new("aws", "aws_s3_bucket", "evil\u{1b}]0;owned\u{7}\nid"),
+                address: None,
+                source: None,
+                account: None,
+                region: None,
+                name: Some("\u{1b}[2Jname".into()),
+            },
+            changes: vec![],
+            status: driftwatch_plugin_sdk::FindingStatus::Review,
+            risk: Default::default(),
+            notes: vec![],
+            review_due: false,
+            policies: vec![],
+            owner: None,
+            first_seen: String::new(),
+            last_seen: String::new(),
+            facets: Default::default(),
+        };
+        let report = ScanReport {
+            schema: "driftwatch.scan/v1".into(),
+            tool: driftwatch_plugin_sdk::report::Tool {
+                name: "driftwatch".into(),
+                version: "0".into(),
+            },
+            scan: driftwatch_plugin_sdk::report::ScanInfo {
+                started_at: String::new(),
+                finished_at: String::new(),
+                duration_ms: 0,
+            },
+            summary: Default::default(),
+            findings: vec![finding],
+        };
+        let text = table(&report);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
+        assert!(text.contains("evil\\u{1b}]0;owned\\u{7}\\nid"), "{text}");
+    }
 }

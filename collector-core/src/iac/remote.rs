@@ -88,8 +88,9 @@ pub fn parse_location(pattern: &str) -> Result<Option<RemoteLocation>, IacError>
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
             if !valid {
                 return Err(bad(format!(
-                    "`{account}` is not a storage account name (3 to 24 lowercase letters and \
-                     digits); expected `azurerm://account/container/key.tfstate`"
+                    "{} is not a storage account name (3 to 24 lowercase letters and \
+                     digits); expected `azurerm://account/container/key.tfstate`",
+                    driftwatch_plugin_sdk::input::quote_input(account)
                 )));
             }
             (Backend::Azurerm(account.to_string()), rest)

@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub use super::secrets::MASK;
+use driftwatch_plugin_sdk::input::{clean_text, quote_input};
+
+/// The longest parser message shown: serde quotes whole values from the file.
+const MESSAGE_CHARS: usize = 300;
 
 #[derive(Deserialize)]
 struct Probe {
@@ -163,9 +167,10 @@ fn explain_parse_error(bytes: &[u8], e: &serde_json::Error) -> String {
             e.column()
         ),
         Category::Syntax => format!(
-            "not valid JSON at line {}, column {}: {e}",
+            "not valid JSON at line {}, column {}: {}",
             e.line(),
-            e.column()
+            e.column(),
+            clean_text(&e.to_string(), MESSAGE_CHARS)
         ),
         _ => match serde_json::from_slice::<Probe>(bytes) {
             Ok(Probe { version: Some(v) }) if v != 4 => {
@@ -174,7 +179,11 @@ fn explain_parse_error(bytes: &[u8], e: &serde_json::Error) -> String {
             Ok(Probe { version: None }) => {
                 "not a Terraform state: it has no top-level `version` field".into()
             }
-            Ok(_) => format!("malformed state v4: {e}"),
+            // serde quotes the offending value, which can be anything the file holds.
+            Ok(_) => format!(
+                "malformed state v4: {}",
+                clean_text(&e.to_string(), MESSAGE_CHARS)
+            ),
             Err(_) => "not a Terraform state: expected a JSON object".into(),
         },
     }
@@ -189,14 +198,16 @@ fn check_terraform_version(v: Option<&str>) -> Result<(), String> {
         [Some(major), Some(minor), Some(_)] => {
             if (*major, *minor) < (0, 11) {
                 Err(format!(
-                    "written by Terraform {v}; driftwatch reads states of Terraform 0.11 and newer"
+                    "written by Terraform {}; driftwatch reads states of Terraform 0.11 and newer",
+                    quote_input(v)
                 ))
             } else {
                 Ok(())
             }
         }
         _ => Err(format!(
-            "`terraform_version` is \"{v}\", which is not a version (expected e.g. \"1.5.7\")"
+            "`terraform_version` is {}, which is not a version (expected e.g. \"1.5.7\")",
+            quote_input(v)
         )),
     }
 }
@@ -300,6 +311,27 @@ mod tests {
         assert!(db.masked.contains(&"nested.k".to_string()));
         let text = serde_json::to_string(&f.resources[2].attributes).unwrap();
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn messages_quote_escape_and_cut_what_the_file_holds() {
+        let huge = "9".repeat(1_000_000);
+        let cases = [
+            format!(
+                r#"{{"version": 4, "terraform_version": "x[31m
+{huge}"}}"#
+            ),
+            format!(r#"{{"version": 4, "terraform_version": "0.9.{huge}"}}"#),
+            format!(r#"{{"version": 4, "resources": [{{"type": 1, "name": "]0;pwn{huge}"}}]}}"#),
+            format!(r#"{{"version": 4, "resources": "{huge}"}}"#),
+        ];
+        for state in cases {
+            let e = parse_state("s.tfstate", state.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.len() < 600, "{} bytes: {}", e.len(), &e[..600]);
+            assert!(!e.contains('\u{1b}') && !e.contains('\n'), "{e:?}");
+        }
     }
 
     #[test]
