@@ -1,7 +1,7 @@
 //! `driftwatch.toml`: parsing, `${ENV}` expansion and validation that reports every problem
 //! with its line, so a user fixes a config in one pass.
 
-use driftwatch_plugin_sdk::input::{read_regular_text, ReadError, MIB};
+use driftwatch_plugin_sdk::input::{clean_text, quote_input, read_regular_text, ReadError, MIB};
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// Largest config file read.
 pub const MAX_CONFIG_BYTES: u64 = 16 * MIB;
+
+/// Characters of one problem's message shown.
+const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +49,13 @@ impl fmt::Display for ConfigError {
             if let Some(l) = p.line {
                 write!(f, ":{l}")?;
             }
+            // Messages and key paths may quote the file, its environment or a provider's
+            // answer: nothing in them may forge a line or a terminal sequence.
+            let message = clean_text(&p.message, MAX_MESSAGE_CHARS);
             if p.path.is_empty() {
-                write!(f, ": {}", p.message)?;
+                write!(f, ": {message}")?;
             } else {
-                write!(f, ": `{}`: {}", p.path, p.message)?;
+                write!(f, ": `{}`: {message}", clean_text(&p.path, 200))?;
             }
         }
         Ok(())
@@ -337,14 +343,17 @@ pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in \"{s}\""))?;
+                .ok_or_else(|| format!("unclosed `${{` in {}", quote_input(s)))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{expr}}}` is not a variable name"));
+                return Err(format!(
+                    "{} is not a variable name",
+                    quote_input(&format!("${{{expr}}}"))
+                ));
             }
             match (lookup(name), default) {
                 (Some(v), _) => out.push_str(&v),
@@ -506,7 +515,10 @@ fn components(
         if out.iter().any(|c| c.name == name) {
             problems.push(loc.problem(
                 &at,
-                format!("duplicate {list} name `{name}`: give each entry a distinct `name`"),
+                format!(
+                    "duplicate {list} name {}: give each entry a distinct `name`",
+                    quote_input(&name)
+                ),
             ));
         }
         let mut settings = serde_json::Map::new();
@@ -689,14 +701,17 @@ impl Config {
             if let Err(e) = humantime::parse_duration(d) {
                 problems.push(loc.problem(
                     &format!("agent.intervals.{name}"),
-                    format!("`{d}` is not a duration (e.g. \"5m\"): {e}"),
+                    format!("{} is not a duration (e.g. \"5m\"): {e}", quote_input(d)),
                 ));
             }
         }
         if agent.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(loc.problem(
                 "agent.listen",
-                format!("`{}` is not an address like 127.0.0.1:9464", agent.listen),
+                format!(
+                    "{} is not an address like 127.0.0.1:9464",
+                    quote_input(&agent.listen)
+                ),
             ));
         }
         let providers = components(&root, "providers", &dir, &loc, &mut problems);

@@ -427,3 +427,61 @@ fn fifos_and_devices_are_refused_not_read() {
         }
     }
 }
+
+#[test]
+fn values_from_input_are_escaped_and_cut_in_errors() {
+    let hostile = format!("\u{1b}[31m\nerror: forged{}", "x".repeat(5_000_000));
+    let check = |what: &str, err: &str| {
+        assert!(err.len() < 4000, "{what}: {} bytes on stderr", err.len());
+        assert!(!err.contains('\u{1b}'), "{what}: {err}");
+        assert!(!err.contains("\nerror: forged"), "{what}: {err}");
+        assert!(err.contains("\\u{1b}[31m\\nerror: forged"), "{what}: {err}");
+        assert!(err.contains("(5000019 bytes)"), "{what}: {err}");
+    };
+    // A config value.
+    let dir = quickstart_copy();
+    let cfg = dir.path().join("driftwatch.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}\n[agent]\nlisten = {}\n",
+            serde_json::to_string(&hostile).unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(bin().args(["validate", "-c"]).arg(&cfg));
+    assert_eq!(code, 1);
+    check("agent.listen", &err);
+    // An exceptions file.
+    let dir = quickstart_copy();
+    let cfg = dir.path().join("driftwatch.toml");
+    std::fs::write(
+        dir.path().join("exceptions.toml"),
+        format!(
+            "[[exception]]\nid = \"x\"\nowner = \"o\"\nreason = \"r\"\napproved_by = \"a\"\n\
+             expires_at = {}\n",
+            serde_json::to_string(&hostile).unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(bin().args(["validate", "-c"]).arg(&cfg));
+    assert_eq!(code, 1);
+    check("expires_at", &err);
+    // A driftignore line.
+    let dir = quickstart_copy();
+    let cfg = dir.path().join("driftwatch.toml");
+    let line = hostile.replace('\n', "\r");
+    std::fs::write(dir.path().join(".driftignore"), format!("a..{line}\n")).unwrap();
+    let (code, _, err) = run(bin().args(["validate", "-c"]).arg(&cfg));
+    assert_eq!(code, 1);
+    assert!(err.len() < 4000, "driftignore: {} bytes", err.len());
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\r'),
+        "driftignore: {err}"
+    );
+    assert!(
+        err.contains("\\u{1b}[31m\\rerror: forged"),
+        "driftignore: {err}"
+    );
+}

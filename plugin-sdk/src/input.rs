@@ -158,10 +158,10 @@ fn is_control(c: char) -> bool {
 }
 
 /// Appends `c` with control characters escaped the way Rust writes string literals; in a
-/// quoted value also its quotes and backslashes, so the quoted text is unambiguous.
+/// quoted value also its backticks and backslashes, so the quoted text is unambiguous.
 fn push_escaped(out: &mut String, c: char, quoted: bool) {
     match c {
-        '"' | '\\' if quoted => {
+        '`' | '\\' if quoted => {
             out.push('\\');
             out.push(c);
         }
@@ -187,15 +187,15 @@ fn escape(s: &str, max_chars: usize, quoted: bool) -> (String, bool) {
     (out, false)
 }
 
-/// A value from a file or a config, as shown in a message: in double quotes, with control
+/// A value from a file or a config, as shown in a message: in backticks, with control
 /// characters escaped (`\n`, `\u{1b}`) and cut after [`QUOTE_CHARS`] characters, with the
-/// value's full size: `"aaaa…" (52428800 bytes)`.
+/// value's full size: `` `aaaa…` (52428800 bytes) ``.
 pub fn quote_input(s: &str) -> String {
     let (body, cut) = escape(s, QUOTE_CHARS, true);
     if cut {
-        format!("\"{body}…\" ({} bytes)", s.len())
+        format!("`{body}…` ({} bytes)", s.len())
     } else {
-        format!("\"{body}\"")
+        format!("`{body}`")
     }
 }
 
@@ -219,16 +219,16 @@ mod tests {
 
     #[test]
     fn quotes_escape_and_truncate() {
-        assert_eq!(quote_input("abc"), "\"abc\"");
+        assert_eq!(quote_input("abc"), "`abc`");
         assert_eq!(
-            quote_input("a\nb\u{1b}[31mc\"d"),
-            "\"a\\nb\\u{1b}[31mc\\\"d\""
+            quote_input("a\nb\u{1b}[31mc`d\"e"),
+            "`a\\nb\\u{1b}[31mc\\`d\"e`"
         );
         let big = "x".repeat(5_000_000);
         let q = quote_input(&big);
         assert!(q.len() < 200, "{q}");
-        assert!(q.ends_with("…\" (5000000 bytes)"), "{q}");
-        assert_eq!(quote_input("\u{202e}"), "\"\\u{202e}\"");
+        assert!(q.ends_with("…` (5000000 bytes)"), "{q}");
+        assert_eq!(quote_input("\u{202e}"), "`\\u{202e}`");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `!` re-includes what an earlier line ignored: the last matching line wins, as in
 //! `.gitignore`.
 
-use driftwatch_plugin_sdk::input::{read_regular_text, MIB};
+use driftwatch_plugin_sdk::input::{quote_input, read_regular_text, MIB};
 use driftwatch_plugin_sdk::Finding;
 use std::path::Path;
 use wildmatch::WildMatch;
@@ -78,8 +78,9 @@ impl DriftIgnore {
                     file: file.into(),
                     line: i + 1,
                     message: format!(
-                        "`{line}` has an empty part; write TYPE.ID or TYPE.ID.ATTRIBUTE, \
-                         escaping dots inside ids as `\\.`"
+                        "{} has an empty part; write TYPE.ID or TYPE.ID.ATTRIBUTE, \
+                         escaping dots inside ids as `\\.`",
+                        quote_input(line)
                     ),
                 });
             }

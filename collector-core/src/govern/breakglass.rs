@@ -2,7 +2,7 @@
 //! incident. When it expires the drift reopens for review, marked as due a post-incident
 //! review.
 
-use driftwatch_plugin_sdk::input::{read_regular_text, MIB};
+use driftwatch_plugin_sdk::input::{clean_text, quote_input, read_regular_text, MIB};
 use driftwatch_plugin_sdk::Finding;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -77,7 +77,8 @@ pub fn load(path: &Path) -> Result<Vec<BreakGlass>, BreakGlassError> {
         .map(|(i, l)| {
             let r: BreakGlass = serde_json::from_str(l).map_err(|e| BreakGlassError {
                 path: path.to_path_buf(),
-                message: format!("line {}: {e}", i + 1),
+                // serde quotes the offending value, whatever its size.
+                message: format!("line {}: {}", i + 1, clean_text(&e.to_string(), 300)),
             })?;
             if parse_time(&r.expires_at).is_none() {
                 return Err(BreakGlassError {
@@ -111,8 +112,13 @@ pub fn record(path: &Path, r: &BreakGlass) -> Result<(), BreakGlassError> {
 
 /// Parses a time-to-live such as `4h`, `90m`, `2d`, `1h30m`.
 pub fn parse_ttl(s: &str) -> Result<time::Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 4h, 90m, 2d"))?;
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!(
+            "{} is not a duration ({}); write e.g. 4h, 90m, 2d",
+            quote_input(s),
+            clean_text(&e.to_string(), 200)
+        )
+    })?;
     if d.is_zero() {
         return Err("the time-to-live must be longer than zero".into());
     }

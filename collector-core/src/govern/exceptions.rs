@@ -1,6 +1,6 @@
 //! Exceptions as data: an approved, owned, time-boxed permission for a drift to exist.
 
-use driftwatch_plugin_sdk::input::{read_regular_text, MIB};
+use driftwatch_plugin_sdk::input::{clean_text, quote_input, read_regular_text, MIB};
 use driftwatch_plugin_sdk::Finding;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -108,13 +108,23 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Exception>, ExceptionError> {
             message,
         };
         let text = read_regular_text(path, MAX_EXCEPTIONS_BYTES).map_err(|e| err(e.to_string()))?;
-        let file: File = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        // Not the error's own rendering: it reprints the offending line verbatim.
+        let file: File = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let message = clean_text(e.message(), 300);
+            err(match line {
+                Some(l) => format!("line {l}: {message}"),
+                None => message.into_owned(),
+            })
+        })?;
         let stem = display(path);
         for (i, mut e) in file.exception.into_iter().enumerate() {
             let expires = OffsetDateTime::parse(&e.expires_at, &Rfc3339).map_err(|x| {
                 err(format!(
-                    "exception[{i}].expires_at `{}` is not an RFC 3339 time ({x}); write e.g. 2026-12-31T00:00:00Z",
-                    e.expires_at
+                    "exception[{i}].expires_at {} is not an RFC 3339 time ({x}); write e.g. 2026-12-31T00:00:00Z",
+                    quote_input(&e.expires_at)
                 ))
             })?;
             e.expires = Some(expires);

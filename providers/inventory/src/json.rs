@@ -12,11 +12,14 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Builds the error for a file that cannot be understood.
+/// Builds the error for a file that cannot be understood. Messages quote the export
+/// (types, ids, parser excerpts): control characters are escaped and the length bounded,
+/// so no value can forge terminal output or log lines, or fill stderr.
 pub(crate) fn input_err(source: &str, message: impl Into<String>) -> ProviderError {
+    let message = message.into();
     ProviderError::Input {
         source_name: source.to_string(),
-        message: message.into(),
+        message: driftwatch_plugin_sdk::input::clean_text(&message, 1000).into_owned(),
     }
 }
 

@@ -14,7 +14,7 @@ pub mod gcp;
 mod json;
 
 use async_trait::async_trait;
-use driftwatch_plugin_sdk::input::read_regular_file;
+use driftwatch_plugin_sdk::input::{clean_text, quote_input, read_regular_file};
 use driftwatch_plugin_sdk::{
     CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
 };
@@ -84,7 +84,8 @@ impl fmt::Display for Format {
 /// Why a format name was not recognised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown format `{0}`: expected one of aws-config, gcp-asset-inventory, azure-resource-graph"
+    "unknown format {}: expected one of aws-config, gcp-asset-inventory, azure-resource-graph",
+    quote_input(.0)
 )]
 pub struct UnknownFormat(
     /// The name that was given.
@@ -173,6 +174,11 @@ impl ExportReader {
         };
         let scopes = claimed
             .unwrap_or_else(|| scopes(provider, types, &resources, &accounts, failure, skip_type));
+        // Warnings quote the export (types, ids) and reach stderr and reports.
+        let warnings = warnings
+            .into_iter()
+            .map(|w| clean_text(&w, 1000).into_owned())
+            .collect();
         Parsed {
             resources,
             scopes,
@@ -331,7 +337,10 @@ impl InventoryProvider {
                 if files.is_empty() {
                     return Err(ProviderError::Input {
                         source_name: pattern.clone(),
-                        message: format!("no file matches this pattern (searched {full})"),
+                        message: format!(
+                            "no file matches this pattern (searched {})",
+                            quote_input(&full)
+                        ),
                     });
                 }
                 files.sort();
@@ -345,14 +354,18 @@ impl InventoryProvider {
                     return Err(ProviderError::Input {
                         source_name: path.display().to_string(),
                         message: format!(
-                            "is a folder: name files or use a glob such as `{pattern}/**/*.json`"
+                            "is a folder: name files or use a glob such as {}",
+                            quote_input(&format!("{pattern}/**/*.json"))
                         ),
                     });
                 }
                 if !path.exists() {
                     return Err(ProviderError::Input {
                         source_name: path.display().to_string(),
-                        message: format!("file not found (from paths entry `{pattern}`)"),
+                        message: format!(
+                            "file not found (from paths entry {})",
+                            quote_input(pattern)
+                        ),
                     });
                 }
                 vec![path]
@@ -528,5 +541,24 @@ impl Provider for InventoryProvider {
             api_calls: 0,
             warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_escape_and_bound_values_from_the_export() {
+        let rtype = format!("\u{1b}[31m\nforged line{}", "x".repeat(1_000_000));
+        let export = json!([{ "resourceType": rtype }]).to_string();
+        let e = parse_export(Format::AwsConfig, "export.json", export.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1200, "{} bytes", e.len());
+        assert!(!e.contains('\u{1b}') && !e.contains('\n'), "{e}");
+        assert!(e.contains("\\u{1b}[31m\\nforged line"), "{e}");
+        let e = "a\u{1b}b\nc".parse::<Format>().unwrap_err().to_string();
+        assert!(e.starts_with("unknown format `a\\u{1b}b\\nc`"), "{e}");
     }
 }
