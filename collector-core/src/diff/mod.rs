@@ -14,6 +14,7 @@ use driftwatch_plugin_sdk::{
     Change, Finding, FindingKind, FindingResource, FindingStatus, Resource, ResourceKey, Scope,
 };
 use ignore::DriftIgnore;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
@@ -96,10 +97,101 @@ fn declared_scope(d: &Declared) -> (Option<String>, Option<String>) {
     }
 }
 
-fn scope_covers(scope: &Scope, account: &Option<String>, region: &Option<String>) -> bool {
+/// What the declared resources of one state file say about where it deploys: the AWS
+/// accounts and regions named by their ARNs and `owner_id`s.
+#[derive(Default)]
+struct StatePlace {
+    accounts: HashSet<String>,
+    regions: HashSet<String>,
+}
+
+/// Where declared AWS resources live when their own attributes do not say: S3 buckets'
+/// ARNs carry no account or region, public access blocks and attachments have no ARN.
+#[derive(Default)]
+struct Places<'a> {
+    by_source: HashMap<&'a str, StatePlace>,
+    /// Bucket name → region, from the declared buckets' `region` attribute.
+    bucket_regions: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> Places<'a> {
+    fn new(declared: &'a [Declared]) -> Self {
+        let mut p = Places::default();
+        for d in declared.iter().filter(|d| d.key.provider == "aws") {
+            let (account, region) = declared_scope(d);
+            let place = p.by_source.entry(&d.source).or_default();
+            place.accounts.extend(account);
+            place.regions.extend(region);
+            if d.key.r#type == "aws_s3_bucket" {
+                if let Some(r) = d.attributes.get("region").and_then(Value::as_str) {
+                    p.bucket_regions.insert(&d.key.id, r);
+                }
+            }
+        }
+        p
+    }
+
+    /// Account and region of `d`: its own attributes first; then, for AWS, the region of
+    /// the bucket it configures or of its availability zone, and what the other resources
+    /// of its state file agree on (one account, one region). Still unknown when they name
+    /// several.
+    fn of(&self, d: &Declared) -> (Option<String>, Option<String>) {
+        let (mut account, mut region) = declared_scope(d);
+        if d.key.provider != "aws" {
+            return (account, region);
+        }
+        let s = |k: &str| {
+            d.attributes
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        if region.is_none() {
+            region = s("region")
+                .or_else(|| s("bucket").and_then(|b| self.bucket_regions.get(b).copied()))
+                .map(str::to_string)
+                .or_else(|| {
+                    s("availability_zone")
+                        .map(|z| z.trim_end_matches(|c: char| c.is_ascii_alphabetic()))
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_string)
+                });
+        }
+        let only = |set: &HashSet<String>| match set.len() {
+            1 => set.iter().next().cloned(),
+            _ => None,
+        };
+        if let Some(place) = self.by_source.get(&*d.source) {
+            if account.is_none() {
+                account = only(&place.accounts);
+            }
+            if region.is_none() {
+                region = only(&place.regions);
+            }
+        }
+        (account, region)
+    }
+}
+
+/// True when a listing of `scope` may have covered the resource: used to withhold
+/// judgement where a listing failed.
+fn scope_may_cover(scope: &Scope, account: &Option<String>, region: &Option<String>) -> bool {
     let ok = |s: &Option<String>, d: &Option<String>| match (s, d) {
         (Some(s), Some(d)) => s.eq_ignore_ascii_case(d),
         _ => true,
+    };
+    ok(&scope.account, account) && ok(&scope.region, region)
+}
+
+/// True when a listing of `scope` provably covered the resource: the scope spans every
+/// account (region), or names the resource's own. A resource whose account or region is
+/// unknown is never called missing from a listing of one account or region: it may live
+/// in one that was not listed at all.
+fn scope_covers(scope: &Scope, account: &Option<String>, region: &Option<String>) -> bool {
+    let ok = |s: &Option<String>, d: &Option<String>| match (s, d) {
+        (None, _) => true,
+        (Some(s), Some(d)) => s.eq_ignore_ascii_case(d),
+        (Some(_), None) => false,
     };
     ok(&scope.account, account) && ok(&scope.region, region)
 }
@@ -152,6 +244,7 @@ pub fn diff(
         }
     }
     let mut component_parents: HashSet<String> = HashSet::new();
+    let places = Places::new(declared);
 
     let mut covered = 0usize;
     for d in declared {
@@ -196,13 +289,13 @@ pub fn diff(
             push(&mut out, opts.ignore, f);
             continue;
         }
-        let (account, region) = declared_scope(d);
+        let (account, region) = places.of(d);
         let has_complete = complete
             .get(&(provider, lt))
             .is_some_and(|v| v.iter().any(|s| scope_covers(s, &account, &region)));
         let has_failed = failed
             .get(&(provider, lt))
-            .is_some_and(|v| v.iter().any(|s| scope_covers(s, &account, &region)));
+            .is_some_and(|v| v.iter().any(|s| scope_may_cover(s, &account, &region)));
         if has_failed {
             covered += 1;
             out.counts.not_judged += 1;
@@ -469,6 +562,92 @@ mod tests {
             .map(|c| c.path.as_str())
             .collect();
         assert_eq!(paths, ["server_side_encryption_configuration"]);
+    }
+
+    fn scope(ty: &str, account: &str, region: Option<&str>) -> Scope {
+        let mut s = Scope::complete("aws", ty);
+        s.account = Some(account.into());
+        s.region = region.map(str::to_string);
+        s
+    }
+
+    fn missing(out: &DiffResult) -> Vec<&str> {
+        out.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Missing)
+            .map(|f| f.resource.key.id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn resources_without_an_account_are_judged_only_where_a_listing_covers_them() {
+        // Bucket ARNs carry no account: nothing in this real state says where it lives.
+        let buckets: Vec<Declared> = corpus("aws_s3_full")
+            .into_iter()
+            .filter(|d| d.key.r#type == "aws_s3_bucket")
+            .collect();
+        assert_eq!(buckets.len(), 3);
+        let other = [scope("aws_s3_bucket", "111111111111", None)];
+        let out = run(&buckets, &[], &other);
+        assert_eq!(
+            missing(&out),
+            Vec::<&str>::new(),
+            "another account was listed"
+        );
+        assert_eq!(out.counts.not_covered, 3);
+
+        // A sibling in the same state file names its account and region: the state deploys
+        // there, and a listing of that account judges its buckets.
+        let mut sg = corpus("aws_vpc_security_group")
+            .into_iter()
+            .find(|d| d.key.r#type == "aws_security_group")
+            .unwrap();
+        sg.source = buckets[0].source.clone();
+        let mut declared = buckets.clone();
+        declared.push(sg);
+        let out = run(&declared, &[], &other);
+        assert_eq!(missing(&out), Vec::<&str>::new());
+        let own = [
+            scope("aws_s3_bucket", "047081014315", None),
+            scope("aws_security_group", "047081014315", Some("eu-west-3")),
+        ];
+        let out = run(&declared, &[], &own);
+        assert_eq!(missing(&out).len(), 4, "{:?}", out.findings);
+
+        // A regional listing (an AWS Config snapshot of another region) does not cover
+        // buckets of eu-west-3.
+        let elsewhere = [scope("aws_s3_bucket", "047081014315", Some("eu-west-1"))];
+        let out = run(&declared, &[], &elsewhere);
+        assert_eq!(missing(&out), Vec::<&str>::new());
+        let there = [scope("aws_s3_bucket", "047081014315", Some("eu-west-3"))];
+        assert_eq!(missing(&run(&declared, &[], &there)).len(), 3);
+    }
+
+    #[test]
+    fn a_public_access_block_takes_its_buckets_place() {
+        // No ARN at all; its bucket is declared in another state file of the same account.
+        let pab = corpus("aws_s3_bucket_public_access_block");
+        let scopes = [scope(
+            "aws_s3_bucket_public_access_block",
+            "047081014315",
+            Some("eu-west-3"),
+        )];
+        assert_eq!(missing(&run(&pab, &[], &scopes)), Vec::<&str>::new());
+        let mut bucket = corpus("aws_s3_full")
+            .into_iter()
+            .find(|d| d.key.r#type == "aws_s3_bucket")
+            .unwrap();
+        bucket.key.id = pab[0].attributes["bucket"].as_str().unwrap().to_string();
+        let mut sg = corpus("aws_vpc_security_group")
+            .into_iter()
+            .find(|d| d.key.r#type == "aws_security_group")
+            .unwrap();
+        sg.source = pab[0].source.clone();
+        let mut declared = pab.clone();
+        declared.push(bucket);
+        declared.push(sg);
+        let out = run(&declared, &[], &scopes);
+        assert_eq!(missing(&out), vec![pab[0].key.id.as_str()]);
     }
 
     fn rule_self() -> Value {
