@@ -325,10 +325,13 @@ fn mkfifo(path: &std::path::Path) {
     assert!(status.success());
 }
 
+/// (what, the config line naming the file, that line naming a hostile file instead, whether
+/// `validate` reads it)
+type Case = (&'static str, &'static str, fn(&str) -> String, bool);
+
 #[test]
 fn fifos_and_devices_are_refused_not_read() {
-    // (what, the config line naming the file, how to name the hostile file there)
-    let cases: [(&str, &str, fn(&str) -> String, bool); 5] = [
+    let cases: [Case; 5] = [
         (
             "driftignore",
             "driftignore = [\".driftignore\"]",

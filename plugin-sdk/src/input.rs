@@ -51,9 +51,9 @@ impl ReadError {
 /// `16 MiB`, `2 GiB`, or bytes when not a round number of either.
 pub fn human_bytes(n: u64) -> String {
     const GIB: u64 = 1 << 30;
-    if n >= GIB && n % GIB == 0 {
+    if n >= GIB && n.is_multiple_of(GIB) {
         format!("{} GiB", n / GIB)
-    } else if n >= MIB && n % MIB == 0 {
+    } else if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} bytes")
