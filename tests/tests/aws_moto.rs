@@ -473,6 +473,24 @@ fn moto_estate_in_sync_then_drifted() {
             .send()
             .await
             .unwrap();
+        // A managed bucket made public through its ACL, and another made private by
+        // deleting its bucket policy: neither is an attribute of `aws_s3_bucket`.
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.put_bucket_acl()
+            .bucket("acme-logs")
+            .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        s3.delete_bucket_policy()
+            .bucket("bucket-martin-test-drift2")
+            .send()
+            .await
+            .unwrap();
         // The policy edited from the console: a new default version.
         aws_sdk_iam::Client::new(&conf)
             .create_policy_version()
@@ -531,6 +549,16 @@ fn moto_estate_in_sync_then_drifted() {
             FindingKind::Changed,
             policy_arn(),
             vec!["policy".to_string()],
+        ),
+        (
+            FindingKind::Changed,
+            "acme-logs".to_string(),
+            vec!["facets.storage.public".to_string()],
+        ),
+        (
+            FindingKind::Changed,
+            "bucket-martin-test-drift2".to_string(),
+            vec!["facets.storage.public".to_string()],
         ),
         (FindingKind::Missing, seeded.old.clone(), vec![]),
         (FindingKind::Unmanaged, format!("app/{ADMIN}"), vec![]),

@@ -3,6 +3,7 @@
 
 pub mod canon;
 pub mod compare;
+pub mod facets;
 pub mod ignore;
 
 use crate::iac::Declared;
@@ -245,6 +246,7 @@ pub fn diff(
     }
     let mut component_parents: HashSet<String> = HashSet::new();
     let places = Places::new(declared);
+    let bucket_parts = facets::BucketParts::new(declared);
 
     let mut covered = 0usize;
     for d in declared {
@@ -269,7 +271,7 @@ pub fn diff(
             out.counts.matched += 1;
             let l = &live[i];
             let parent = match_id(provider, &d.key.id);
-            let changes = if needs_canonical(ty) {
+            let mut changes = if needs_canonical(ty) {
                 let mut e = d.attributes.clone();
                 let mut a = l.attributes.clone();
                 canonicalise(ty, &mut e, Some((&folded, &parent)));
@@ -278,6 +280,11 @@ pub fn diff(
             } else {
                 compare::diff_attributes(lt, &d.attributes, &l.attributes, &d.masked)
             };
+            let facet_changes = facets::changes(&bucket_parts, d, l);
+            if !facet_changes.is_empty() {
+                changes.extend(facet_changes);
+                changes.sort_by(|a, b| a.path.cmp(&b.path));
+            }
             if folded.has_parent(&parent) {
                 component_parents.insert(parent);
             }
@@ -648,6 +655,45 @@ mod tests {
         declared.push(sg);
         let out = run(&declared, &[], &scopes);
         assert_eq!(missing(&out), vec![pab[0].key.id.as_str()]);
+    }
+
+    #[test]
+    fn a_bucket_made_public_or_private_is_a_facet_change() {
+        use driftwatch_plugin_sdk::{Facets, StorageFacet};
+        // Public by its separate `aws_s3_bucket_policy`, as this real state declares.
+        let declared: Vec<Declared> = corpus("aws_s3_full")
+            .into_iter()
+            .filter(|d| d.key.id == "bucket-martin-test-drift2")
+            .collect();
+        assert_eq!(declared.len(), 2);
+        let with = |public: bool| {
+            let mut b = bucket("bucket-martin-test-drift2", "AES256", "");
+            b.facets = Facets {
+                network: None,
+                storage: Some(StorageFacet {
+                    public,
+                    encrypted: Some(true),
+                    versioning: Some(false),
+                }),
+            };
+            b
+        };
+        assert_eq!(run(&declared, &[with(true)], &[]).findings, vec![]);
+        let out = run(&declared, &[with(false)], &[]);
+        let c = &out.findings[0].changes;
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].path.as_str(), &c[0].expected, &c[0].actual),
+            ("facets.storage.public", &json!(true), &json!(false))
+        );
+        // Without its policy, the same bucket made public live is drift.
+        let bare: Vec<Declared> = declared
+            .into_iter()
+            .filter(|d| d.key.r#type == "aws_s3_bucket")
+            .collect();
+        assert_eq!(run(&bare, &[with(false)], &[]).findings, vec![]);
+        let out = run(&bare, &[with(true)], &[]);
+        assert_eq!(out.findings[0].changes[0].path, "facets.storage.public");
     }
 
     fn rule_self() -> Value {
