@@ -752,7 +752,11 @@ fn principal_is_public(p: &Value) -> bool {
 
 fn policy_is_public(policy: &Value) -> bool {
     let statement_public = |s: &Value| {
-        str_at(s, "Effect") == Some("Allow") && s.get("Principal").is_some_and(principal_is_public)
+        // As the aws provider judges it: a condition (source VPC, organisation) narrows
+        // "anyone" to someone.
+        str_at(s, "Effect") == Some("Allow")
+            && s.get("Principal").is_some_and(principal_is_public)
+            && s.get("Condition").is_none()
     };
     match policy.get("Statement") {
         Some(Value::Array(ss)) => ss.iter().any(statement_public),
@@ -1016,6 +1020,10 @@ mod tests {
         ));
         assert!(!policy_is_public(
             &json!({"Statement": [{"Effect": "Deny", "Principal": "*"}]})
+        ));
+        assert!(!policy_is_public(
+            &json!({"Statement": [{"Effect": "Allow", "Principal": "*",
+            "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]})
         ));
         assert!(!policy_is_public(
             &json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}}]})
