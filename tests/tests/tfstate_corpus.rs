@@ -37,8 +37,8 @@ const GOLDEN_DIVERGES: &[&str] = &[
 
 const INVALID: &[(&str, &str)] = &[
     ("v4_invalid", "not valid JSON at line 16"),
-    ("v4_invalid_version", "`terraform_version` is \"invalid\""),
-    ("v4_unsupported_version", "Terraform 0.10.26"),
+    ("v4_invalid_version", "`terraform_version` is `invalid`"),
+    ("v4_unsupported_version", "Terraform `0.10.26`"),
 ];
 
 #[test]
