@@ -479,24 +479,58 @@ fn gauge(
     }
 }
 
-/// The gauges of one finished scan.
-pub fn scan_metrics(d: &ScanDigest) -> Vec<Metric> {
-    let at = unix_nanos(&d.scan.finished_at).max(1);
-    let by = d
-        .findings_by
+/// The `driftwatch.provider` value a scan's gauges carry: the provider entry it scanned
+/// (the agent scans each on its own), or the entries' names joined with `,` for a scan of
+/// several, so no two scopes write the same series.
+pub fn scan_scope(d: &ScanDigest) -> String {
+    let names: Vec<&str> = d
+        .summary
+        .providers
         .iter()
-        .map(|c| {
-            (
-                vec![
-                    kv("driftwatch.finding.kind", c.kind.as_str()),
-                    kv("driftwatch.finding.risk", c.risk.as_str()),
-                    kv("driftwatch.finding.status", c.status.as_str()),
-                ],
-                c.count as f64,
-            )
-        })
+        .map(|p| p.name.as_str())
         .collect();
-    let one = |v: f64| vec![(Vec::new(), v)];
+    names.join(",")
+}
+
+/// The gauges of one finished scan. Every point carries `driftwatch.provider`, and every
+/// kind, risk and status combination is present, zero included: a count that drops to
+/// zero must replace the last value, not leave it standing.
+pub fn scan_metrics(d: &ScanDigest) -> Vec<Metric> {
+    use driftwatch_plugin_sdk::{FindingKind, FindingStatus, Risk};
+    let at = unix_nanos(&d.scan.finished_at).max(1);
+    let scope = scan_scope(d);
+    let provider = || kv("driftwatch.provider", &scope);
+    let mut by = Vec::with_capacity(36);
+    for kind in [
+        FindingKind::Changed,
+        FindingKind::Missing,
+        FindingKind::Unmanaged,
+    ] {
+        for risk in [Risk::Low, Risk::Medium, Risk::High, Risk::Critical] {
+            for status in [
+                FindingStatus::Allowed,
+                FindingStatus::Violation,
+                FindingStatus::Review,
+            ] {
+                let n: usize = d
+                    .findings_by
+                    .iter()
+                    .filter(|c| c.kind == kind && c.risk == risk && c.status == status)
+                    .map(|c| c.count)
+                    .sum();
+                by.push((
+                    vec![
+                        provider(),
+                        kv("driftwatch.finding.kind", kind.as_str()),
+                        kv("driftwatch.finding.risk", risk.as_str()),
+                        kv("driftwatch.finding.status", status.as_str()),
+                    ],
+                    n as f64,
+                ));
+            }
+        }
+    }
+    let one = |v: f64| vec![(vec![provider()], v)];
     let api = d
         .summary
         .providers
@@ -896,6 +930,91 @@ mod tests {
         assert_eq!(r.logs_url, "http://127.0.0.1:9/v1/logs");
         assert_eq!(r.metrics_url, "http://metrics:4317");
         assert_eq!(r.headers["x-team"], "ops");
+    }
+
+    fn digest(provider: &str, counts: &[(u8, usize)]) -> ScanDigest {
+        use driftwatch_plugin_sdk::{FindingCount, FindingKind, FindingStatus, Risk};
+        let mut d: ScanDigest = serde_json::from_value(serde_json::json!({
+            "scan": {"started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01Z", "duration_ms": 1000},
+            "summary": {
+                "in_sync": true, "partial": false,
+                "findings": {"total": 0, "changed": 0, "missing": 0, "unmanaged": 0},
+                "resources": {"declared": 0, "live": 0, "matched": 0, "in_sync": 0, "cloud_defaults": 0, "ignored": 0, "not_covered": 0, "not_judged": 0},
+                "coverage": {"ratio": 1.0, "uncovered_types": {}, "failed_scopes": []},
+                "providers": [{"name": provider, "kind": "inventory", "resources": 0, "api_calls": 0, "status": "ok"}],
+                "states": []
+            }
+        }))
+        .unwrap();
+        for (risk, count) in counts {
+            d.findings_by.push(FindingCount {
+                kind: FindingKind::Changed,
+                risk: [Risk::Low, Risk::Medium, Risk::High, Risk::Critical][*risk as usize],
+                status: FindingStatus::Violation,
+                count: *count,
+            });
+        }
+        d
+    }
+
+    fn points(m: &[Metric], name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        let m = m.iter().find(|m| m.name == name).unwrap();
+        let Some(metric::Data::Gauge(g)) = &m.data else {
+            panic!("{name} is not a gauge")
+        };
+        g.data_points
+            .iter()
+            .map(|p| {
+                let attrs = p
+                    .attributes
+                    .iter()
+                    .map(|a| match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(any_value::Value::StringValue(s)) => (a.key.clone(), s.clone()),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                let v = match p.value {
+                    Some(number_data_point::Value::AsDouble(v)) => v,
+                    other => panic!("{other:?}"),
+                };
+                (attrs, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_gauge_names_its_provider_and_counts_that_drop_to_zero_are_sent() {
+        let before = scan_metrics(&digest("aws-config", &[(3, 2)]));
+        let after = scan_metrics(&digest("aws-config", &[]));
+        let other = scan_metrics(&digest("gcp-assets", &[(3, 1)]));
+        for m in before.iter().chain(&after).chain(&other) {
+            for (attrs, _) in points(std::slice::from_ref(m), &m.name) {
+                assert!(attrs.contains_key("driftwatch.provider"), "{}", m.name);
+            }
+        }
+        let critical = |m: &[Metric]| -> Vec<(String, f64)> {
+            points(m, "driftwatch.findings")
+                .into_iter()
+                .filter(|(a, _)| {
+                    a["driftwatch.finding.kind"] == "changed"
+                        && a["driftwatch.finding.risk"] == "critical"
+                        && a["driftwatch.finding.status"] == "violation"
+                })
+                .map(|(a, v)| (a["driftwatch.provider"].clone(), v))
+                .collect()
+        };
+        assert_eq!(critical(&before), [("aws-config".to_string(), 2.0)]);
+        // The drift is gone: the same series is written again, with 0.
+        assert_eq!(critical(&after), [("aws-config".to_string(), 0.0)]);
+        assert_eq!(critical(&other), [("gcp-assets".to_string(), 1.0)]);
+        assert_eq!(points(&after, "driftwatch.findings").len(), 3 * 4 * 3);
+        assert_eq!(
+            points(&after, "driftwatch.resources.unmanaged"),
+            [(
+                [("driftwatch.provider".to_string(), "aws-config".to_string())].into(),
+                0.0
+            )]
+        );
     }
 
     #[test]
