@@ -384,8 +384,31 @@ fn a_scan_does_not_launder_a_tampered_audit_log() {
         .iter()
         .map(|l| format!("{l}\n"))
         .collect();
+    // A decision appended after the checkpointed end that continues the chain: anyone can
+    // compute the hashes, only the checkpoint can tell it was not driftwatch's append.
+    let last: serde_json::Map<String, Value> =
+        serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    let mut appended = last.clone();
+    appended.insert("seq".into(), (last["seq"].as_u64().unwrap() + 1).into());
+    appended.insert("prev".into(), last["hash"].clone());
+    appended.insert("status".into(), "allowed".into());
+    appended.remove("hash");
+    let hash = hex_sha256(&driftwatch_core::govern::audit::canonical(&Value::Object(
+        appended.clone(),
+    )));
+    appended.insert("hash".into(), hash.into());
+    let appended_log = format!(
+        "{original}{}\n",
+        driftwatch_core::govern::audit::canonical(&Value::Object(appended))
+    );
     let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
         ("cut", cut, Some(&checkpoint), "removed from the end"),
+        (
+            "chained record appended",
+            appended_log,
+            Some(&checkpoint),
+            "does not announce",
+        ),
         (
             "forged last record",
             forged_log,

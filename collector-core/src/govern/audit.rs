@@ -8,9 +8,16 @@
 //! checkpoint, so concurrent scans extend one chain. Opening reads only the last
 //! checkpointed record (backwards from the checkpointed length) and refuses to append to a
 //! log whose end does not match its checkpoint: appending would re-anchor the checkpoint
-//! and launder the change. Bytes past the checkpointed length are what an interrupted
-//! append leaves: whole records that continue the chain are adopted, an incomplete last
-//! line is cut off, and either way an `audit.recovered` record says so in the chain.
+//! and launder the change.
+//!
+//! Anyone can compute SHA-256, so a record that merely continues the chain proves nothing
+//! about who wrote it. An append is therefore announced first: the checkpoint is replaced
+//! with a `pending` entry naming the last record about to be written and the log's length
+//! after it, then the records are written and fsynced, then the checkpoint is replaced again
+//! with the announced append committed. Opening commits an announced append that is wholly
+//! in the log, cuts back one that is not (recording that with an `audit.recovered` record
+//! when bytes were cut), and refuses records past the checkpointed end that no pending
+//! entry announces.
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -87,46 +94,88 @@ pub fn lock_path(log: &Path) -> PathBuf {
     sibling(log, ".lock")
 }
 
-/// What a checkpoint records: where the log ended after the last append.
+/// What a checkpoint records: where the log ended after the last append, and the append
+/// under way, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// The last record's sequence number (0 for a new log, which has no checkpoint).
+    /// The last record's sequence number (0 for a new log).
     pub seq: u64,
     /// The last record's hash ([`GENESIS`] for a new log).
     pub hash: String,
     /// The log's length in bytes; absent in checkpoints written before it was recorded.
     pub len: Option<u64>,
+    /// The append announced but not yet committed; absent between appends and in
+    /// checkpoints written before appends were announced.
+    pub pending: Option<Pending>,
+}
+
+/// An announced append: where the log will end once its records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The sequence number of the append's last record.
+    pub seq: u64,
+    /// The hash of the append's last record.
+    pub hash: String,
+    /// The log's length in bytes after the append.
+    pub len: u64,
+}
+
+/// A checkpoint entry's sequence number and hash, when the hash is 64 hex digits.
+fn entry(v: &Value) -> Option<(u64, String)> {
+    let seq = v.get("seq")?.as_u64()?;
+    let hash = v.get("hash")?.as_str()?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((seq, hash.to_string()))
 }
 
 impl Checkpoint {
     /// Reads a checkpoint's text; `None` when it is not one.
     pub fn parse(text: &str) -> Option<Checkpoint> {
         let v: Value = serde_json::from_str(text).ok()?;
-        let seq = v.get("seq")?.as_u64()?;
-        let hash = v.get("hash")?.as_str()?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
+        let (seq, hash) = entry(&v)?;
         let len = match v.get("len") {
             None => None,
             Some(l) => Some(l.as_u64()?),
         };
-        // A checkpoint is only written after a record, and a record takes bytes.
-        if seq == 0 || len == Some(0) {
+        let pending = match v.get("pending") {
+            None => None,
+            Some(p) => {
+                let (pseq, phash) = entry(p)?;
+                let plen = p.get("len")?.as_u64()?;
+                // An announced append follows the committed end and takes bytes; checkpoints
+                // that announce appends always record the length.
+                if pseq <= seq || plen <= len? {
+                    return None;
+                }
+                Some(Pending {
+                    seq: pseq,
+                    hash: phash,
+                    len: plen,
+                })
+            }
+        };
+        // A checkpoint of the empty log is only written to announce its first append; any
+        // other checkpoint follows a record, and a record takes bytes.
+        let empty = seq == 0 || len == Some(0);
+        if empty && !(seq == 0 && len == Some(0) && hash == GENESIS && pending.is_some()) {
             return None;
         }
         Some(Checkpoint {
             seq,
-            hash: hash.to_string(),
+            hash,
             len,
+            pending,
         })
     }
 
     fn line(&self) -> String {
-        format!(
-            "{}\n",
-            json!({"seq": self.seq, "hash": self.hash, "len": self.len})
-        )
+        let mut v = json!({"seq": self.seq, "hash": self.hash, "len": self.len});
+        if let Some(p) = &self.pending {
+            v["pending"] = json!({"seq": p.seq, "hash": p.hash, "len": p.len});
+        }
+        format!("{v}\n")
     }
 }
 
@@ -165,6 +214,33 @@ fn last_line(file: &mut File, end: u64) -> std::io::Result<Vec<u8>> {
         }
         block *= 2;
     }
+}
+
+/// Where a test stops an append, leaving the files as a crash at that point would.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// After the announcement, before the log is written.
+    AfterAnnounce,
+    /// After the log is written and fsynced, before the commit.
+    AfterWrite,
+}
+
+#[cfg(test)]
+thread_local! {
+    static CRASH: std::cell::Cell<Option<Crash>> = const { std::cell::Cell::new(None) };
+}
+
+/// Stops the append here when a test asked for a crash at `at`.
+#[cfg(test)]
+fn crash_at(at: Crash) -> Result<(), AuditError> {
+    if CRASH.get() == Some(at) {
+        return Err(AuditError {
+            path: PathBuf::new(),
+            message: format!("simulated crash {at:?}"),
+        });
+    }
+    Ok(())
 }
 
 /// An open log, positioned after its last record, holding the writers' lock until dropped.
@@ -230,6 +306,7 @@ impl AuditLog {
                 seq: 0,
                 hash: GENESIS.into(),
                 len: Some(0),
+                pending: None,
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(refuse(format!(
@@ -278,31 +355,37 @@ impl AuditLog {
             last: cp.hash,
             len: end,
         };
-        if size > end {
-            log.recover(size, &refuse)?;
+        if size > end || cp.pending.is_some() {
+            log.recover(size, cp.pending, &refuse)?;
         }
         Ok(log)
     }
 
-    /// Deals with the bytes past the checkpointed end: whole records continuing the chain (an
-    /// append whose checkpoint was not written) are kept, an incomplete last line (a crash
-    /// or a full disk mid-append) is cut off, and the recovery is itself recorded. Anything
-    /// else was not written by driftwatch and is refused.
+    /// Deals with what lies past the checkpointed end. An append the checkpoint announces
+    /// that is wholly in the log (the log was written, the commit was not) is committed; one
+    /// that is not (a crash or a full disk before or during the write) is cut back to the
+    /// committed end, and a cut is itself recorded. Without an announcement only an
+    /// incomplete last line is cut off, as left by versions that did not announce appends.
+    /// Whole records nobody announced are refused: anyone can chain a record, so adopting
+    /// them would launder a forgery.
     fn recover(
         &mut self,
         size: u64,
+        pending: Option<Pending>,
         refuse: &dyn Fn(String) -> AuditError,
     ) -> Result<(), AuditError> {
         let io = |e: std::io::Error| AuditError {
             path: self.path.clone(),
             message: format!("cannot recover: {e}"),
         };
-        self.file.seek(SeekFrom::Start(self.len)).map_err(io)?;
-        let (mut pos, mut seq, mut last, mut adopted) =
-            (self.len, self.seq, self.last.clone(), 0u64);
+        let end = self.len;
+        // Nothing past the announced end can be ours: no need to read further.
+        let limit = pending.as_ref().map_or(end, |p| p.len);
+        self.file.seek(SeekFrom::Start(end)).map_err(io)?;
+        let (mut pos, mut seq, mut last) = (end, self.seq, self.last.clone());
         let mut reader = BufReader::new(&self.file);
         let mut line = Vec::new();
-        loop {
+        while pos <= limit {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(io)? as u64;
             if n == 0 || !line.ends_with(b"\n") {
@@ -312,7 +395,6 @@ impl AuditLog {
                 Some((s, prev, hash)) if s == seq + 1 && prev == last => {
                     (seq, last) = (s, hash);
                     pos += n;
-                    adopted += 1;
                 }
                 _ => {
                     return Err(refuse(format!(
@@ -323,26 +405,77 @@ impl AuditLog {
             }
         }
         drop(reader);
-        let discarded = size - pos;
-        if discarded > 0 {
-            self.file
-                .set_len(pos)
-                .and_then(|_| self.file.sync_all())
-                .map_err(io)?;
+        match &pending {
+            Some(p) if pos == size && size == p.len && seq == p.seq && last == p.hash => {
+                (self.seq, self.last, self.len) = (seq, last, pos);
+                // Exactly what the writer announced, whole: nothing to repair, nothing to
+                // record.
+                return self.checkpoint(None);
+            }
+            // The announced write stopped part-way: never committed, so cut back.
+            Some(p) if size < p.len || (size == p.len && pos < size) => {}
+            Some(p) if size > p.len => {
+                return Err(refuse(format!(
+                    "the log has {size} bytes, more than the {} its checkpoint announces for \
+                     the append under way (sequence {}): records were added after the \
+                     checkpoint outside driftwatch",
+                    p.len, p.seq
+                )))
+            }
+            Some(p) => {
+                return Err(refuse(format!(
+                    "the records past the checkpointed end (byte {end}) are not the append \
+                     the checkpoint announces (sequence {}): they were written or altered \
+                     outside driftwatch",
+                    p.seq
+                )))
+            }
+            None if pos > end => {
+                return Err(refuse(format!(
+                    "the record at byte {end}, past the checkpointed end, continues the chain \
+                     but the checkpoint does not announce it: it was appended outside \
+                     driftwatch (anyone can compute the hashes), or left by an interrupted \
+                     append of a version that did not announce appends"
+                )))
+            }
+            None => {}
         }
-        let checkpointed = self.seq;
-        (self.seq, self.last, self.len) = (seq, last, pos);
+        let discarded = size - end;
+        if discarded == 0 {
+            // The announced append never reached the log: only the announcement goes.
+            return self.checkpoint(None);
+        }
+        self.file
+            .set_len(end)
+            .and_then(|_| self.file.sync_all())
+            .map_err(io)?;
         let mut r = Map::new();
         r.insert("at".into(), json!(crate::scan::now_rfc3339()));
         r.insert("event".into(), json!(RECOVERED));
-        r.insert("checkpoint_seq".into(), json!(checkpointed));
-        r.insert("adopted_records".into(), json!(adopted));
+        r.insert("checkpoint_seq".into(), json!(self.seq));
         r.insert("discarded_bytes".into(), json!(discarded));
         self.append(vec![r])
     }
 
-    /// Appends records (each an object of the decision's fields) in one write, fsyncs the
-    /// log, then replaces the checkpoint atomically.
+    /// Replaces the checkpoint atomically with the committed end and `pending`.
+    fn checkpoint(&self, pending: Option<Pending>) -> Result<(), AuditError> {
+        let cp = checkpoint_path(&self.path);
+        let line = Checkpoint {
+            seq: self.seq,
+            hash: self.last.clone(),
+            len: Some(self.len),
+            pending,
+        }
+        .line();
+        driftwatch_sink_file::write_atomic(&cp, line.as_bytes()).map_err(|e| AuditError {
+            path: cp.clone(),
+            message: format!("cannot write the checkpoint: {e}"),
+        })
+    }
+
+    /// Appends records (each an object of the decision's fields): announces the append in
+    /// the checkpoint, writes the records in one write and fsyncs the log, then commits the
+    /// append in the checkpoint. Each checkpoint replacement is atomic.
     pub fn append(&mut self, records: Vec<Map<String, Value>>) -> Result<(), AuditError> {
         let err = |what: &str, e: std::io::Error| AuditError {
             path: self.path.clone(),
@@ -377,32 +510,38 @@ impl AuditLog {
             out.push('\n');
             last = h;
         }
+        let pending = Pending {
+            seq,
+            hash: last.clone(),
+            len: self.len + out.len() as u64,
+        };
+        // Announced before it is made, so that the next open can tell what this writer left
+        // behind (commit it, or cut it back) from records somebody else added (refuse them).
+        self.checkpoint(Some(pending))?;
+        #[cfg(test)]
+        crash_at(Crash::AfterAnnounce)?;
         if let Err(e) = self
             .file
             .write_all(out.as_bytes())
             .and_then(|_| self.file.sync_data())
         {
-            // Leave the log ending on a whole record; if even this fails, the next open
-            // finds the incomplete line and recovers it.
-            let _ = self
+            // Leave the log ending on a whole record and withdraw the announcement; if either
+            // fails, the next open finds the announced append incomplete and cuts it back.
+            let cut = self
                 .file
                 .set_len(self.len)
                 .and_then(|_| self.file.sync_all());
+            if cut.is_ok() {
+                let _ = self.checkpoint(None);
+            }
             return Err(err("cannot write", e));
         }
+        #[cfg(test)]
+        crash_at(Crash::AfterWrite)?;
         (self.seq, self.last, self.len) = (seq, last, self.len + out.len() as u64);
-        let cp = checkpoint_path(&self.path);
-        let line = Checkpoint {
-            seq: self.seq,
-            hash: self.last.clone(),
-            len: Some(self.len),
-        }
-        .line();
-        // Records already written stay valid without it: the next open adopts them.
-        driftwatch_sink_file::write_atomic(&cp, line.as_bytes()).map_err(|e| AuditError {
-            path: cp.clone(),
-            message: format!("cannot write the checkpoint: {e}"),
-        })
+        // Without it the records stay valid: the next open finds the announced append whole
+        // and commits it.
+        self.checkpoint(None)
     }
 }
 
@@ -510,23 +649,35 @@ pub fn verify(log: &Path, checkpoint: &Path) -> Result<Result<u64, Vec<Tamper>>,
                     checkpoint.display()
                 ),
             }),
+            // An append announced and wholly written, not yet committed: the next open
+            // commits it.
+            Some(Checkpoint {
+                pending: Some(p), ..
+            }) if p.seq == seq && p.hash == prev && p.len == bytes => {}
             Some(cp) if cp.seq != seq || cp.hash != prev => problems.push(Tamper {
                 line: None,
-                message: if cp.seq < seq {
-                    format!(
-                        "the checkpoint {} records sequence {} but the log goes on to {seq}: \
-                         records were appended after it (an interrupted append, which the next \
-                         scan adopts and records), or the checkpoint was altered",
+                message: match &cp.pending {
+                    Some(p) if cp.seq < seq && seq <= p.seq && bytes < p.len => format!(
+                        "the checkpoint {} records sequence {} and announces an append up to \
+                         {} but the log stops at {seq}: an interrupted append, which the next \
+                         scan cuts off and records, or records were altered",
+                        checkpoint.display(),
+                        cp.seq,
+                        p.seq
+                    ),
+                    _ if cp.seq < seq => format!(
+                        "the checkpoint {} records sequence {} but the log goes on to {seq}, \
+                         which it does not announce: records were appended outside driftwatch \
+                         (a scan refuses to append after them), or the checkpoint was altered",
                         checkpoint.display(),
                         cp.seq
-                    )
-                } else {
-                    format!(
+                    ),
+                    _ => format!(
                         "the checkpoint {} records sequence {} but the log ends at {seq}: \
                          records were removed from the end, or the checkpoint was altered",
                         checkpoint.display(),
                         cp.seq
-                    )
+                    ),
                 },
             }),
             Some(Checkpoint { len: Some(len), .. }) if len != bytes => problems.push(Tamper {
@@ -703,24 +854,202 @@ mod tests {
         let r = records(&log);
         assert_eq!(r[6]["event"], "audit.recovered");
         assert_eq!(r[6]["discarded_bytes"], TORN.len());
-        assert_eq!(r[6]["adopted_records"], 0);
         assert_eq!(r[7]["finding"], "f-99");
     }
 
     #[test]
-    fn records_written_after_the_checkpoint_are_adopted_and_recorded() {
+    fn records_the_checkpoint_does_not_announce_are_refused_not_adopted() {
         let (_d, log) = log_with(1);
         let cp = checkpoint_path(&log);
         let before = std::fs::read(&cp).unwrap();
-        // A crash between the log's fsync and the checkpoint's rename.
+        // Records written by driftwatch's own code, but never announced: as far as the
+        // checkpoint can tell, somebody else appended them.
         append_one(&log).unwrap();
         std::fs::write(&cp, before).unwrap();
-        AuditLog::open(&log).unwrap();
-        assert_eq!(verified(&log), Ok(5));
-        let r = records(&log);
-        assert_eq!(r[4]["event"], "audit.recovered");
-        assert_eq!(r[4]["adopted_records"], 1);
-        assert_eq!(r[4]["discarded_bytes"], 0);
+        assert!(verified(&log).is_err());
+        assert_refused(&log, "does not announce");
+        assert!(verified(&log).is_err());
+    }
+
+    /// A record continuing the chain after `prev`, as anyone can compute it.
+    fn forged_after(prev: &Value, n: usize) -> String {
+        let mut r = decision(n);
+        r.insert("seq".into(), json!(prev["seq"].as_u64().unwrap() + 1));
+        r.insert("prev".into(), prev["hash"].clone());
+        let h = hash_of(&r);
+        r.insert("hash".into(), json!(h));
+        canonical(&Value::Object(r)) + "\n"
+    }
+
+    fn append_bytes(log: &Path, bytes: &[u8]) {
+        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn a_chained_record_appended_by_hand_is_refused_and_fails_verify() {
+        let (_d, log) = log_with(1);
+        let last = records(&log).pop().unwrap();
+        let mut forged: Map<String, Value> = serde_json::from_str(&forged_after(&last, 7)).unwrap();
+        forged.insert("status".into(), json!("allowed"));
+        forged.remove("hash");
+        let h = hash_of(&forged);
+        forged.insert("hash".into(), json!(h));
+        append_bytes(&log, (canonical(&Value::Object(forged)) + "\n").as_bytes());
+        let problems = verified(&log).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("does not announce")),
+            "{problems:?}"
+        );
+        assert_refused(&log, "does not announce");
+        // Refused again: the scan did not re-anchor the checkpoint on the forgery.
+        assert_refused(&log, "does not announce");
+        assert!(verified(&log).is_err());
+    }
+
+    fn checkpoint_of(log: &Path) -> Checkpoint {
+        Checkpoint::parse(&std::fs::read_to_string(checkpoint_path(log)).unwrap()).unwrap()
+    }
+
+    /// Appends `n` records with a crash at `at`; the bytes the append wrote to the log.
+    fn crashed_append(log: &Path, n: usize, at: Crash) -> Vec<u8> {
+        let size = std::fs::metadata(log).map_or(0, |m| m.len()) as usize;
+        CRASH.set(Some(at));
+        let result = AuditLog::open(log)
+            .unwrap()
+            .append((0..n).map(|i| decision(90 + i)).collect());
+        CRASH.set(None);
+        assert!(result.unwrap_err().message.contains("simulated crash"));
+        let pending = checkpoint_of(log)
+            .pending
+            .expect("the append was announced");
+        assert_eq!(pending.seq, checkpoint_of(log).seq + n as u64);
+        std::fs::read(log).unwrap()[size..].to_vec()
+    }
+
+    #[test]
+    fn an_append_written_but_not_committed_is_committed_by_the_next_open() {
+        let (_d, log) = log_with(2);
+        let written = crashed_append(&log, 3, Crash::AfterWrite);
+        assert_eq!(checkpoint_of(&log).pending.unwrap().len, {
+            std::fs::metadata(&log).unwrap().len()
+        });
+        assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), 3);
+        // Announced and whole: intact, before and after the commit.
+        assert_eq!(verified(&log), Ok(9));
+        let text = std::fs::read(&log).unwrap();
+        drop(AuditLog::open(&log).unwrap());
+        assert_eq!(std::fs::read(&log).unwrap(), text, "nothing to record");
+        let cp = checkpoint_of(&log);
+        assert_eq!(
+            (cp.seq, cp.len, cp.pending),
+            (9, Some(text.len() as u64), None)
+        );
+        assert_eq!(verified(&log), Ok(9));
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(10));
+    }
+
+    #[test]
+    fn an_append_announced_but_not_written_leaves_the_log_as_committed() {
+        let (_d, log) = log_with(2);
+        let written = crashed_append(&log, 3, Crash::AfterAnnounce);
+        assert!(written.is_empty());
+        assert_eq!(verified(&log), Ok(6));
+        let text = std::fs::read(&log).unwrap();
+        drop(AuditLog::open(&log).unwrap());
+        assert_eq!(std::fs::read(&log).unwrap(), text, "nothing to record");
+        let cp = checkpoint_of(&log);
+        assert_eq!((cp.seq, cp.pending), (6, None));
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(7));
+        assert_eq!(records(&log)[6]["finding"], "f-99");
+    }
+
+    #[test]
+    fn an_announced_append_torn_part_way_is_cut_back_and_recorded() {
+        let (_d, log) = log_with(2);
+        let committed = std::fs::read(&log).unwrap();
+        let cp = std::fs::read(checkpoint_path(&log)).unwrap();
+        let written = crashed_append(&log, 3, Crash::AfterWrite);
+        let pending_cp = std::fs::read(checkpoint_path(&log)).unwrap();
+        let first_line = written.iter().position(|&b| b == b'\n').unwrap() + 1;
+        // Mid-record, at a record boundary, one byte short of the whole append.
+        for keep in [1, first_line, first_line + 2, written.len() - 1] {
+            std::fs::write(&log, [&committed[..], &written[..keep]].concat()).unwrap();
+            std::fs::write(checkpoint_path(&log), &pending_cp).unwrap();
+            assert!(verified(&log).is_err(), "{keep}");
+            append_one(&log).unwrap();
+            assert_eq!(verified(&log), Ok(8), "{keep}");
+            let r = records(&log);
+            assert_eq!(r[6]["event"], RECOVERED, "{keep}");
+            assert_eq!(r[6]["checkpoint_seq"], 6, "{keep}");
+            assert_eq!(r[6]["discarded_bytes"], keep, "{keep}");
+            assert_eq!(r[7]["finding"], "f-99", "{keep}");
+            std::fs::write(&log, &committed).unwrap();
+            std::fs::write(checkpoint_path(&log), &cp).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_announced_append_replaced_or_extended_is_refused() {
+        let (_d, log) = log_with(1);
+        let committed = std::fs::read(&log).unwrap();
+        let written = crashed_append(&log, 1, Crash::AfterWrite);
+        let last = records(&log)[2].clone();
+        // Same length as the announced record, so only its hash can tell.
+        let replaced = forged_after(&last, 98);
+        assert_eq!(replaced.len(), written.len());
+        std::fs::write(&log, [&committed[..], replaced.as_bytes()].concat()).unwrap();
+        assert!(verified(&log).is_err());
+        assert_refused(&log, "not the append the checkpoint announces");
+        // The announced record, whole, and one more chained after it.
+        std::fs::write(&log, [&committed[..], &written[..]].concat()).unwrap();
+        let announced = records(&log).pop().unwrap();
+        append_bytes(&log, forged_after(&announced, 7).as_bytes());
+        assert!(verified(&log).is_err());
+        assert_refused(&log, "more than");
+    }
+
+    #[test]
+    fn the_first_append_of_a_new_log_can_be_interrupted_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        crashed_append(&log, 2, Crash::AfterAnnounce);
+        assert_eq!(checkpoint_of(&log).seq, 0);
+        assert_eq!(verified(&log), Ok(0));
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(1));
+        let other = dir.path().join("other.jsonl");
+        crashed_append(&other, 2, Crash::AfterWrite);
+        assert_eq!(verified(&other), Ok(2));
+        append_one(&other).unwrap();
+        assert_eq!(verified(&other), Ok(3));
+        assert_eq!(records(&other)[0]["prev"], GENESIS);
+    }
+
+    #[test]
+    fn a_pending_entry_that_cannot_follow_the_committed_end_is_not_a_checkpoint() {
+        let h = "a".repeat(64);
+        let p = |seq: u64, len: u64| json!({"seq": seq, "hash": h, "len": len});
+        for bad in [
+            // Behind or at the committed end.
+            json!({"seq": 3, "hash": h, "len": 100, "pending": p(3, 150)}),
+            json!({"seq": 3, "hash": h, "len": 100, "pending": p(4, 100)}),
+            // Announcing without the committed length.
+            json!({"seq": 3, "hash": h, "pending": p(4, 150)}),
+            // The empty log, announcing nothing.
+            json!({"seq": 0, "hash": GENESIS, "len": 0}),
+            json!({"seq": 0, "hash": h, "len": 0, "pending": p(1, 50)}),
+            json!({"seq": 3, "hash": h, "len": 100, "pending": {"seq": 4, "len": 150}}),
+        ] {
+            assert_eq!(Checkpoint::parse(&bad.to_string()), None, "{bad}");
+        }
+        let good = json!({"seq": 0, "hash": GENESIS, "len": 0, "pending": p(1, 50)});
+        let cp = Checkpoint::parse(&good.to_string()).unwrap();
+        assert_eq!(Checkpoint::parse(&cp.line()), Some(cp));
     }
 
     /// A checkpoint as earlier versions wrote it: no length.
