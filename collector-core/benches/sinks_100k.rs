@@ -64,7 +64,7 @@ async fn runtime(sink: Arc<dyn Sink>, evs: Vec<SinkEvent>) -> Duration {
     )
     .unwrap();
     let n = evs.len() as u64;
-    d.publish(evs).await;
+    d.publish(evs).await.expect("the spool keeps every event");
     let stats = d.finish().await;
     let took = t.elapsed();
     assert_eq!(stats[0].sent, n, "{stats:?}");

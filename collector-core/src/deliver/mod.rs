@@ -1,10 +1,13 @@
-//! Delivery of events to sinks, losing nothing: a bounded queue per sink feeds a disk
-//! spool, and a worker per sink sends the spool's batches oldest first, retrying transient
-//! failures with exponential backoff and jitter (never sooner than a receiver's
-//! Retry-After), setting aside batches a receiver rejects, and stopping for good on 410.
+//! Delivery of events to sinks, losing nothing: `publish` writes every event to each
+//! sink's disk spool, `fsync`ed, before it returns, and a worker per sink sends the spool's
+//! batches oldest first, retrying transient failures with exponential backoff and jitter
+//! (never sooner than a receiver's Retry-After), setting aside batches a receiver rejects,
+//! and stopping for good on 410.
 //!
 //! Delivery is at least once: a batch leaves the spool only after its receiver took it,
-//! so a crash between the two sends it again, under the same event ids.
+//! so a crash between the two sends it again, under the same event ids. One process owns a
+//! sink's spool folder at a time (a file lock); others add their batches to it and leave
+//! sending, and deleting, to the owner.
 
 pub mod events;
 pub mod spool;
@@ -12,12 +15,12 @@ pub mod spool;
 use driftwatch_plugin_sdk::{Sink, SinkError, SinkEvent};
 use serde::{Deserialize, Serialize};
 use spool::{Segment, Spool, SpoolError};
-use std::collections::VecDeque;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// How one sink's events are queued, batched and retried: the keys every `[[sinks]]`
@@ -28,7 +31,8 @@ pub struct DeliveryPolicy {
     /// Events per request, at most the sink's own limit (0: the sink's limit).
     #[serde(default)]
     pub batch_size: usize,
-    /// Events held in memory before the producer waits for the spool to catch up.
+    /// Accepted for older configs and unused: events are no longer held in memory, they
+    /// are spooled before `publish` returns.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
     /// First retry delay; it doubles per failed attempt.
@@ -40,8 +44,8 @@ pub struct DeliveryPolicy {
     /// How long `scan` keeps trying before it exits and leaves the rest in the spool.
     #[serde(default = "default_flush", with = "humantime_serde")]
     pub flush_timeout: Duration,
-    /// Largest spool on disk in bytes (0: unlimited); past it new batches are dropped and
-    /// counted.
+    /// Largest spool on disk in bytes (0: unlimited); past it new batches are refused,
+    /// counted as dropped, and `publish` fails.
     #[serde(default = "default_spool_bytes")]
     pub max_spool_bytes: u64,
 }
@@ -204,11 +208,110 @@ pub struct ConfiguredSink {
     pub policy: DeliveryPolicy,
 }
 
+/// Why `publish` could not keep events: the sinks whose spool refused them. Those events
+/// are not queued for that sink; other sinks have them.
+#[derive(Debug)]
+pub struct PublishError {
+    /// Each failing sink's name and why its spool refused the events.
+    pub failures: Vec<(String, SpoolError)>,
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, e)) in self.failures.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "sink `{name}`: events not spooled: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+impl PublishError {
+    /// One `(sink, message)` per failing sink, for a run's list of sink errors.
+    pub fn by_sink(&self) -> Vec<(String, String)> {
+        self.failures
+            .iter()
+            .map(|(n, e)| (n.clone(), format!("events not spooled: {e}")))
+            .collect()
+    }
+}
+
+/// What `publish` and a sink's worker share: the spool and the segments waiting in it.
+struct Lane {
+    name: String,
+    spool: Spool,
+    stats: Arc<SinkStats>,
+    batch: usize,
+    // Segments waiting, by path: names sort in the order they were written.
+    pending: Mutex<BTreeMap<PathBuf, u64>>,
+    wake: Notify,
+}
+
+impl Lane {
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, u64>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn front(&self) -> Option<Segment> {
+        self.pending().first_key_value().map(|(p, n)| Segment {
+            path: p.clone(),
+            events: *n,
+        })
+    }
+
+    fn forget(&self, seg: &Segment) {
+        self.pending().remove(&seg.path);
+    }
+
+    /// Takes in the segments other processes (or earlier runs) left in the folder; only
+    /// its owner calls this. Returns the events added.
+    fn adopt(&self) -> u64 {
+        let known: Vec<PathBuf> = self.pending().keys().cloned().collect();
+        let found = match self.spool.segments_where(|p| {
+            !self.spool.is_own(p) && known.binary_search_by(|k| k.as_path().cmp(p)).is_err()
+        }) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(sink = %self.name, error = %e, "cannot list the spool");
+                return 0;
+            }
+        };
+        let n: u64 = found.iter().map(|s| s.events).sum();
+        if n > 0 {
+            tracing::info!(sink = %self.name, events = n, segments = found.len(), "sending what earlier runs or other processes spooled");
+            self.stats.spooled.fetch_add(n, Ordering::Relaxed);
+            self.pending()
+                .extend(found.into_iter().map(|s| (s.path, s.events)));
+        }
+        n
+    }
+
+    /// Drops this instance's segments that are gone from the folder: the folder's owner
+    /// delivered them (or set them aside).
+    fn prune_delivered_elsewhere(&self) {
+        let mut gone = 0;
+        self.pending().retain(|p, n| {
+            let keep = p.exists();
+            if !keep {
+                gone += *n;
+            }
+            keep
+        });
+        if gone > 0 {
+            self.stats.unspool(gone);
+            tracing::debug!(sink = %self.name, events = gone, "delivered by the process that owns the spool");
+        }
+    }
+}
+
 /// Running delivery to a set of sinks.
 pub struct Delivery {
-    queues: Vec<mpsc::Sender<Arc<SinkEvent>>>,
+    lanes: Vec<Arc<Lane>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
-    stats: Vec<Arc<SinkStats>>,
     finish: watch::Sender<Option<Instant>>,
     flush: Vec<Duration>,
 }
@@ -226,60 +329,139 @@ pub fn spool_folder(name: &str) -> String {
         .collect()
 }
 
+// How often a process waiting for a spool's lock tries again, and how often an idle owner
+// looks for batches other processes spooled.
+const WAITER_POLL: Duration = Duration::from_millis(200);
+const OWNER_POLL: Duration = Duration::from_secs(1);
+
 impl Delivery {
-    /// Opens each sink's spool under `spool_root` and starts its worker, which first sends
-    /// whatever earlier runs left there. Must be called inside a Tokio runtime.
+    /// Opens each sink's spool under `spool_root`, takes its lock if no other process holds
+    /// it, and starts its worker, which first sends whatever earlier runs left there. Must
+    /// be called inside a Tokio runtime.
     pub fn start(sinks: Vec<ConfiguredSink>, spool_root: &Path) -> Result<Self, SpoolError> {
         let (finish, _) = watch::channel(None);
         let mut d = Self {
-            queues: Vec::new(),
+            lanes: Vec::new(),
             workers: Vec::new(),
-            stats: Vec::new(),
             finish,
             flush: Vec::new(),
         };
         for c in sinks {
             let dir = spool_root.join(spool_folder(c.sink.name()));
             let spool = Spool::open(&dir, c.policy.max_spool_bytes)?;
-            let stats = Arc::new(SinkStats::new(c.sink.name(), &c.kind));
-            let (tx, rx) = mpsc::channel(c.policy.queue_capacity.max(1));
+            if !spool.try_own()? {
+                tracing::info!(sink = c.sink.name(), spool = %dir.display(), "another driftwatch process owns this spool: events are spooled here and sent by it, or by this one once it lets go");
+            }
+            let batch = match c.policy.batch_size {
+                0 => c.sink.max_batch(),
+                n => n.min(c.sink.max_batch()),
+            }
+            .max(1);
+            let lane = Arc::new(Lane {
+                name: c.sink.name().to_string(),
+                spool,
+                stats: Arc::new(SinkStats::new(c.sink.name(), &c.kind)),
+                batch,
+                pending: Mutex::new(BTreeMap::new()),
+                wake: Notify::new(),
+            });
+            // Listed before any publish: what is there now is earlier runs' work.
+            if lane.spool.owns() {
+                lane.adopt();
+            }
             d.flush.push(c.policy.flush_timeout);
             let worker = Worker {
                 sink: c.sink,
-                spool,
-                stats: stats.clone(),
+                lane: lane.clone(),
                 policy: c.policy,
-                rx,
                 finish: d.finish.subscribe(),
             };
             d.workers.push(tokio::spawn(worker.run()));
-            d.queues.push(tx);
-            d.stats.push(stats);
+            d.lanes.push(lane);
         }
         Ok(d)
     }
 
-    /// Queues events for every sink; waits while a sink's queue is full.
-    pub async fn publish(&self, events: Vec<SinkEvent>) {
-        for e in events {
-            let e = Arc::new(e);
-            for q in &self.queues {
-                // A closed queue means its worker is gone; its stats say why.
-                let _ = q.send(e.clone()).await;
+    /// Writes the events to every sink's spool, `fsync`ed, then wakes the sinks' workers:
+    /// when this returns `Ok`, a kill loses none of them. A sink whose spool refuses them
+    /// (full, unwritable) counts them as dropped and is named in the error.
+    pub async fn publish(&self, events: Vec<SinkEvent>) -> Result<(), PublishError> {
+        if events.is_empty() || self.lanes.is_empty() {
+            return Ok(());
+        }
+        let n = events.len() as u64;
+        let lines = tokio::task::spawn_blocking(move || {
+            events
+                .iter()
+                .map(spool::encode)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r.map_err(std::io::Error::from));
+        let lines = match lines {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                return Err(PublishError {
+                    failures: self
+                        .lanes
+                        .iter()
+                        .map(|l| {
+                            (
+                                l.name.clone(),
+                                SpoolError::Io {
+                                    path: l.spool.dir().to_path_buf(),
+                                    source: std::io::Error::new(e.kind(), e.to_string()),
+                                },
+                            )
+                        })
+                        .collect(),
+                })
             }
+        };
+        let mut failures = Vec::new();
+        for lane in &self.lanes {
+            let (l, ls) = (lane.clone(), lines.clone());
+            let written = tokio::task::spawn_blocking(move || l.spool.write_lines(&ls, l.batch))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SpoolError::Io {
+                        path: lane.spool.dir().to_path_buf(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                });
+            match written {
+                Ok(segs) => {
+                    tracing::debug!(sink = %lane.name, events = n, segments = segs.len(), "events spooled");
+                    lane.stats.spooled.fetch_add(n, Ordering::Relaxed);
+                    lane.pending()
+                        .extend(segs.into_iter().map(|s| (s.path, s.events)));
+                    lane.wake.notify_one();
+                }
+                Err(e) => {
+                    lane.stats.dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing::error!(sink = %lane.name, error = %e, events = n, "events dropped: the spool could not keep them");
+                    failures.push((lane.name.clone(), e));
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(PublishError { failures })
         }
     }
 
     /// Every sink's counters now.
     pub fn stats(&self) -> Vec<SinkReport> {
-        self.stats.iter().map(|s| s.snapshot()).collect()
+        self.lanes.iter().map(|l| l.stats.snapshot()).collect()
     }
 
-    /// Closes the queues and waits until every sink has sent its spool or reached its
-    /// `flush_timeout` (the longest applies to all); what is left stays spooled for the
-    /// next run.
+    /// Waits until every sink has sent its spool or reached its `flush_timeout` (the
+    /// longest applies to all); what is left stays spooled for the next run. A sink whose
+    /// spool another process owns waits until that process delivered this one's batches,
+    /// or until it can take the spool over. The spools' locks are released on return.
     pub async fn finish(mut self) -> Vec<SinkReport> {
-        self.queues.clear();
         let longest = self.flush.iter().copied().max().unwrap_or_default();
         let _ = self.finish.send(Some(Instant::now() + longest));
         for w in self.workers.drain(..) {
@@ -293,36 +475,17 @@ impl Delivery {
 
 struct Worker {
     sink: Arc<dyn Sink>,
-    spool: Spool,
-    stats: Arc<SinkStats>,
+    lane: Arc<Lane>,
     policy: DeliveryPolicy,
-    rx: mpsc::Receiver<Arc<SinkEvent>>,
     finish: watch::Receiver<Option<Instant>>,
 }
 
 impl Worker {
-    fn spill(&self, buf: &mut Vec<Arc<SinkEvent>>, queue: &mut VecDeque<Segment>) {
-        if buf.is_empty() {
-            return;
-        }
-        let n = buf.len() as u64;
-        match self.spool.write(buf) {
-            Ok(seg) => {
-                self.stats.spooled.fetch_add(n, Ordering::Relaxed);
-                queue.push_back(seg);
-            }
-            Err(e) => {
-                self.stats.dropped.fetch_add(n, Ordering::Relaxed);
-                tracing::error!(sink = self.sink.name(), error = %e, events = n, "events dropped: the spool could not keep them");
-            }
-        }
-        buf.clear();
-    }
-
     fn give_up(&self, seg: &Segment, why: &str) {
-        self.stats.dropped.fetch_add(seg.events, Ordering::Relaxed);
-        self.stats.unspool(seg.events);
-        match self.spool.set_aside(seg) {
+        let stats = &self.lane.stats;
+        stats.dropped.fetch_add(seg.events, Ordering::Relaxed);
+        stats.unspool(seg.events);
+        match self.lane.spool.set_aside(seg) {
             Ok(to) => {
                 tracing::error!(sink = self.sink.name(), error = why, events = seg.events, kept = %to.display(), "batch set aside")
             }
@@ -334,90 +497,95 @@ impl Worker {
 
     async fn run(mut self) {
         let name = self.sink.name().to_string();
-        let batch = match self.policy.batch_size {
-            0 => self.sink.max_batch(),
-            n => n.min(self.sink.max_batch()),
-        }
-        .max(1);
-        let mut queue: VecDeque<Segment> = match self.spool.segments() {
-            Ok(s) => s.into(),
-            Err(e) => {
-                tracing::error!(sink = %name, error = %e, "cannot list the spool");
-                VecDeque::new()
-            }
-        };
-        let left: u64 = queue.iter().map(|s| s.events).sum();
-        if left > 0 {
-            tracing::info!(sink = %name, events = left, segments = queue.len(), "resending what earlier runs spooled");
-        }
-        self.stats.spooled.store(left, Ordering::Relaxed);
-        let mut disabled = self.spool.disabled();
+        let lane = self.lane.clone();
+        let stats = lane.stats.clone();
+        let mut owner = lane.spool.owns();
+        let mut disabled = lane.spool.disabled();
         if let Some(reason) = &disabled {
-            self.stats.set_health(Health::Disabled {
+            stats.set_health(Health::Disabled {
                 reason: reason.clone(),
             });
         }
-        let mut buf: Vec<Arc<SinkEvent>> = Vec::with_capacity(batch);
-        let mut open = true;
         let mut attempts = 0u32;
         let mut next_try = Instant::now();
         let mut deadline: Option<Instant> = None;
         loop {
-            // Take in whatever is queued now: a segment per full batch, then the rest.
-            while open {
-                match self.rx.try_recv() {
-                    Ok(e) => {
-                        buf.push(e);
-                        if buf.len() >= batch {
-                            self.spill(&mut buf, &mut queue);
-                        }
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
-                }
-            }
-            self.spill(&mut buf, &mut queue);
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            if disabled.is_none() && now >= next_try {
-                if let Some(seg) = queue.front().cloned() {
-                    let events = match self.spool.read(&seg) {
+            if !owner {
+                match lane.spool.try_own() {
+                    Ok(true) => {
+                        owner = true;
+                        tracing::info!(sink = %name, "this process now owns the spool");
+                        // Ours that the last owner delivered are gone; the rest is adopted.
+                        lane.prune_delivered_elsewhere();
+                        lane.adopt();
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(sink = %name, error = %e, "cannot lock the spool"),
+                }
+                disabled = lane.spool.disabled();
+                if let Some(reason) = &disabled {
+                    stats.set_health(Health::Disabled {
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            if owner && disabled.is_none() && now >= next_try {
+                if let Some(seg) = lane.front() {
+                    let events = match lane.spool.read(&seg) {
                         Ok(e) => e,
+                        // Delivered by an earlier owner of the folder.
+                        Err(e) if e.is_not_found() => {
+                            lane.forget(&seg);
+                            stats.unspool(seg.events);
+                            continue;
+                        }
                         Err(e) => {
-                            queue.pop_front();
+                            lane.forget(&seg);
                             self.give_up(&seg, &e.to_string());
                             continue;
                         }
                     };
                     if attempts > 0 {
-                        self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                        stats.retried.fetch_add(1, Ordering::Relaxed);
                     }
-                    let sent = match deadline {
-                        Some(d) => tokio::time::timeout_at(d, self.sink.send(&events))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(SinkError::retryable("the flush deadline was reached"))
-                            }),
-                        None => self.sink.send(&events).await,
+                    // The flush deadline bounds a send already in flight when it is set.
+                    let sink = self.sink.clone();
+                    let send = sink.send(&events);
+                    tokio::pin!(send);
+                    let sent = loop {
+                        tokio::select! {
+                            r = &mut send => break r,
+                            _ = sleep_until_some(deadline) => {
+                                break Err(SinkError::retryable("the flush deadline was reached"))
+                            }
+                            changed = self.finish.changed(), if deadline.is_none() => {
+                                deadline = match changed {
+                                    Ok(()) => *self.finish.borrow(),
+                                    Err(_) => Some(Instant::now()),
+                                };
+                            }
+                        }
                     };
                     match sent {
                         Ok(()) => {
-                            queue.pop_front();
-                            if let Err(e) = self.spool.remove(&seg) {
+                            lane.forget(&seg);
+                            if let Err(e) = lane.spool.remove(&seg) {
                                 tracing::error!(sink = %name, error = %e, "a delivered batch stays in the spool and will be sent again");
                             }
-                            self.stats.sent.fetch_add(seg.events, Ordering::Relaxed);
-                            self.stats.unspool(seg.events);
-                            self.stats.set_health(Health::Healthy);
+                            stats.sent.fetch_add(seg.events, Ordering::Relaxed);
+                            stats.unspool(seg.events);
+                            stats.set_health(Health::Healthy);
                             attempts = 0;
                         }
                         Err(SinkError::Retryable {
                             message,
                             retry_after,
                         }) => {
-                            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
                             attempts += 1;
                             let wait = self
                                 .policy
@@ -425,21 +593,21 @@ impl Worker {
                                 .max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP));
                             tracing::warn!(sink = %name, error = %message, attempt = attempts, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
                             next_try = Instant::now() + wait;
-                            self.stats.set_health(Health::Retrying { error: message });
+                            stats.set_health(Health::Retrying { error: message });
                         }
                         Err(SinkError::Permanent(message)) => {
-                            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                            queue.pop_front();
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
+                            lane.forget(&seg);
                             self.give_up(&seg, &message);
                             attempts = 0;
                         }
                         Err(SinkError::Disabled(reason)) => {
-                            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(sink = %name, reason = %reason, spool = %self.spool.dir().display(), "the receiver disabled this endpoint; events stay spooled until the DISABLED file there is deleted");
-                            if let Err(e) = self.spool.disable(&reason) {
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(sink = %name, reason = %reason, spool = %lane.spool.dir().display(), "the receiver disabled this endpoint; events stay spooled until the DISABLED file there is deleted");
+                            if let Err(e) = lane.spool.disable(&reason) {
                                 tracing::error!(sink = %name, error = %e, "cannot record that the sink is disabled");
                             }
-                            self.stats.set_health(Health::Disabled {
+                            stats.set_health(Health::Disabled {
                                 reason: reason.clone(),
                             });
                             disabled = Some(reason);
@@ -448,17 +616,38 @@ impl Worker {
                     continue;
                 }
             }
-            if !open && (queue.is_empty() || disabled.is_some()) {
-                break;
+            let idle = lane.pending().is_empty();
+            if deadline.is_some() {
+                if owner {
+                    // Before leaving, take in what other processes spooled meanwhile.
+                    if disabled.is_some() || (idle && lane.adopt() == 0) {
+                        break;
+                    }
+                    if idle {
+                        continue;
+                    }
+                } else {
+                    lane.prune_delivered_elsewhere();
+                    if disabled.is_some() || lane.pending().is_empty() {
+                        break;
+                    }
+                }
             }
-            let retry_at = (disabled.is_none() && !queue.is_empty()).then_some(next_try);
+            let retry_at = (owner && disabled.is_none() && !idle).then_some(next_try);
+            let poll = match (owner, idle) {
+                (false, _) => Some(now + WAITER_POLL),
+                (true, true) if disabled.is_none() => Some(now + OWNER_POLL),
+                _ => None,
+            };
             tokio::select! {
-                got = self.rx.recv(), if open => match got {
-                    Some(e) => buf.push(e),
-                    None => open = false,
-                },
+                _ = lane.wake.notified() => {}
                 _ = sleep_until_some(retry_at) => {}
                 _ = sleep_until_some(deadline) => {}
+                _ = sleep_until_some(poll) => {
+                    if owner {
+                        lane.adopt();
+                    }
+                }
                 changed = self.finish.changed(), if deadline.is_none() => {
                     deadline = match changed {
                         Ok(()) => *self.finish.borrow(),
@@ -481,6 +670,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 mod tests {
     use super::*;
     use driftwatch_plugin_sdk::EventKind;
+    use std::collections::{BTreeSet, VecDeque};
 
     /// A sink that answers from a script, then succeeds, recording when it was called.
     struct Scripted {
@@ -538,7 +728,7 @@ mod tests {
             spool,
         )
         .unwrap();
-        d.publish((0..n).map(ev).collect()).await;
+        d.publish((0..n).map(ev).collect()).await.unwrap();
         let r = d.finish().await.remove(0);
         (sink, r)
     }
@@ -631,6 +821,177 @@ mod tests {
         std::fs::remove_file(dir.path().join("scripted/DISABLED")).unwrap();
         let (_, r) = deliver(Vec::new(), fast(), dir.path(), 0).await;
         assert_eq!((r.sent, r.spooled), (6, 0));
+    }
+
+    /// A sink whose receiver accepts the request and never answers.
+    struct Hanging {
+        entered: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Hanging {
+        fn name(&self) -> &str {
+            "hanging"
+        }
+        fn max_batch(&self) -> usize {
+            3
+        }
+        async fn send(&self, _: &[SinkEvent]) -> Result<(), SinkError> {
+            self.entered.notify_one();
+            std::future::pending().await
+        }
+    }
+
+    fn spooled_ids(dir: &Path) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<SinkEvent>(l).unwrap().id)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn events_published_while_a_send_hangs_are_on_disk_when_publish_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Hanging {
+            entered: tokio::sync::Notify::new(),
+        });
+        let d = Delivery::start(
+            vec![ConfiguredSink {
+                sink: sink.clone(),
+                kind: "test".into(),
+                policy: DeliveryPolicy {
+                    flush_timeout: Duration::from_millis(10),
+                    ..fast()
+                },
+            }],
+            dir.path(),
+        )
+        .unwrap();
+        d.publish((0..3).map(ev).collect()).await.unwrap();
+        // The worker is now inside a send that never ends.
+        sink.entered.notified().await;
+        d.publish((3..10).map(ev).collect()).await.unwrap();
+        // A kill now must lose nothing: every event is in a segment already.
+        let mut want: Vec<String> = (0..10).map(|i| format!("e{i}")).collect();
+        want.sort();
+        assert_eq!(spooled_ids(&dir.path().join("hanging")), want);
+        let r = d.finish().await.remove(0);
+        assert_eq!((r.sent, r.spooled, r.dropped), (0, 10, 0));
+    }
+
+    #[tokio::test]
+    async fn a_spool_that_refuses_events_fails_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Scripted {
+            script: Mutex::new(VecDeque::new()),
+            calls: Mutex::new(Vec::new()),
+        });
+        let d = Delivery::start(
+            vec![ConfiguredSink {
+                sink,
+                kind: "test".into(),
+                policy: DeliveryPolicy {
+                    max_spool_bytes: 10,
+                    ..fast()
+                },
+            }],
+            dir.path(),
+        )
+        .unwrap();
+        let e = d.publish((0..2).map(ev).collect()).await.unwrap_err();
+        assert_eq!(e.failures.len(), 1);
+        assert!(e.to_string().contains("sink `scripted`"), "{e}");
+        assert!(e.to_string().contains("full"), "{e}");
+        let r = d.finish().await.remove(0);
+        assert_eq!((r.sent, r.spooled, r.dropped), (0, 0, 2));
+    }
+
+    /// A sink several deliveries share, recording every event it takes; each send yields so
+    /// the deliveries interleave.
+    struct Shared {
+        got: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Shared {
+        fn name(&self) -> &str {
+            "shared"
+        }
+        fn max_batch(&self) -> usize {
+            2
+        }
+        async fn send(&self, batch: &[SinkEvent]) -> Result<(), SinkError> {
+            tokio::task::yield_now().await;
+            self.got
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|e| e.id.clone()));
+            tokio::task::yield_now().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deliveries_sharing_a_spool_send_every_event_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // An earlier run left six events, its receiver down.
+        let always: Vec<SinkError> = (0..10_000).map(|_| SinkError::retryable("down")).collect();
+        let policy = DeliveryPolicy {
+            flush_timeout: Duration::from_millis(50),
+            ..fast()
+        };
+        let (_, r) = deliver(always, policy, dir.path(), 6).await;
+        assert_eq!(r.spooled, 6);
+        std::fs::rename(dir.path().join("scripted"), dir.path().join("shared")).unwrap();
+
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let start = || {
+            Delivery::start(
+                vec![ConfiguredSink {
+                    sink: Arc::new(Shared { got: got.clone() }),
+                    kind: "test".into(),
+                    policy: DeliveryPolicy {
+                        flush_timeout: Duration::from_secs(600),
+                        ..fast()
+                    },
+                }],
+                dir.path(),
+            )
+            .unwrap()
+        };
+        let runs: Vec<Delivery> = (0..4).map(|_| start()).collect();
+        let mut want: Vec<String> = (0..6).map(|i| format!("e{i}")).collect();
+        for (k, d) in runs.iter().enumerate() {
+            let events: Vec<SinkEvent> = (0..5)
+                .map(|i| SinkEvent {
+                    id: format!("run{k}-{i}"),
+                    ..ev(i)
+                })
+                .collect();
+            want.extend(events.iter().map(|e| e.id.clone()));
+            d.publish(events).await.unwrap();
+        }
+        let reports = futures::future::join_all(runs.into_iter().map(|d| d.finish())).await;
+        let mut got = got.lock().unwrap().clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "every event once");
+        for r in reports.into_iter().flatten() {
+            assert_eq!((r.spooled, r.dropped), (0, 0), "{r:?}");
+        }
+        assert!(spooled_ids(&dir.path().join("shared")).is_empty());
+        let unique: BTreeSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len());
     }
 
     #[test]
