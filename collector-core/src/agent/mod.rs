@@ -78,8 +78,11 @@ pub struct Shared {
     pub store: Mutex<Store>,
     /// Each provider's state, by name.
     pub providers: Mutex<BTreeMap<String, ProviderState>>,
-    /// The running delivery.
+    /// The running delivery; `None` when no streaming sink is configured, or when the
+    /// new sinks of a reload could not start (then `delivery_error` says why).
     pub delivery: RwLock<Option<Delivery>>,
+    /// Why the configured sinks are not running, after a reload that could not start them.
+    pub delivery_error: Mutex<Option<String>>,
     /// When the agent started.
     pub started: Instant,
     /// Config reloads applied and refused.
@@ -174,16 +177,12 @@ async fn scan_provider(
         (EventKind::DriftResolved, &transition.resolved),
     ] {
         for f in list {
-            let mut f = f.clone();
-            if kind == EventKind::DriftResolved {
-                f.last_seen = now.clone();
-            }
             out.push(SinkEvent {
                 id: events::event_id(&scan_id, kind, &f.id),
                 kind,
                 time: now.clone(),
                 scan_id: scan_id.clone(),
-                finding: Some(f),
+                finding: Some(f.clone()),
                 scan: None,
             });
         }
@@ -196,13 +195,31 @@ async fn scan_provider(
         open = transition.open,
         "scan recorded"
     );
-    if let Some(d) = &*shared.delivery.read().await {
-        d.publish(out).await;
-    }
+    // Announced only once every sink's spool holds the events: a transition whose events
+    // were not kept is handed back by the next scan's record.
+    let published = match &*shared.delivery.read().await {
+        Some(d) => d.publish(out).await.map_err(|e| e.to_string()),
+        None => match &*shared.delivery_error.lock().unwrap() {
+            Some(e) => Err(format!("the sinks are not running: {e}")),
+            None => Ok(()),
+        },
+    };
+    let announced = match published {
+        Ok(()) => shared
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .mark_announced(&transition)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!(
+            "{e}; the drift events are announced again after the next scan"
+        )),
+    };
     let api_calls = p.map_or(0, |p| p.api_calls);
     if let Some(s) = shared.providers.lock().unwrap().get_mut(&entry.name) {
         s.api_calls = api_calls;
     }
+    announced?;
     match p {
         Some(p) if p.status != "ok" => Err(p
             .error
@@ -329,6 +346,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AgentError> {
         store: Mutex::new(store),
         providers: Mutex::new(BTreeMap::new()),
         delivery: RwLock::new(Some(delivery)),
+        delivery_error: Mutex::new(None),
         started: Instant::now(),
         reloads: Mutex::new((0, 0)),
     });
@@ -384,8 +402,14 @@ pub async fn run(config_path: PathBuf) -> Result<(), AgentError> {
                                 d.finish().await;
                             }
                             match Delivery::start(sinks, &new.spool_root()) {
-                                Ok(d) => *slot = Some(d),
-                                Err(e) => tracing::error!(error = %e, "cannot start the new sinks"),
+                                Ok(d) => {
+                                    *slot = Some(d);
+                                    *shared.delivery_error.lock().unwrap() = None;
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot start the new sinks");
+                                    *shared.delivery_error.lock().unwrap() = Some(e.to_string());
+                                }
                             }
                         }
                         config = Arc::new(new);

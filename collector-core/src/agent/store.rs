@@ -1,6 +1,10 @@
 //! The agent's state store, SQLite in one file: every finding's first seen, last seen and
 //! resolved times, so a drift is announced once when it appears and once when it goes,
 //! across restarts. The schema is versioned; each migration runs once, in a transaction.
+//!
+//! A transition counts as announced only once its event is in every sink's spool
+//! ([`Store::mark_announced`]): until then each scan hands it back again, so an event
+//! lost before it was spooled is announced at the next scan instead of never.
 
 use driftwatch_plugin_sdk::Finding;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -31,17 +35,23 @@ const MIGRATIONS: &[&str] = &[
         finding TEXT NOT NULL
      );
      CREATE INDEX findings_open ON findings (scope) WHERE resolved_at IS NULL;",
+    // 2: whether the detection, and the resolution, of each finding reached the spools.
+    // Rows written before were announced as they were recorded.
+    "ALTER TABLE findings ADD COLUMN detect_announced INTEGER NOT NULL DEFAULT 1;
+     ALTER TABLE findings ADD COLUMN resolve_announced INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// What one scan of a scope changed.
+/// What one scan of a scope changed, and what earlier scans changed that was never
+/// announced.
 #[derive(Debug, Default)]
 pub struct Transition {
-    /// Findings not open before: announce as detected.
+    /// Findings not open before, or open but never announced: announce as detected.
     pub detected: Vec<Finding>,
-    /// Findings open before and absent now: announce as resolved.
+    /// Findings open before and absent now, or resolved earlier but never announced:
+    /// announce as resolved. Their `last_seen` is the time they were resolved.
     pub resolved: Vec<Finding>,
     /// Findings still open.
     pub open: usize,
@@ -104,9 +114,10 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Records a complete scan of `scope` at `now`: new findings are opened with their
-    /// first-seen time, known ones keep it, and open ones the scan no longer reports are
-    /// resolved. The findings handed back carry the stored first-seen time.
+    /// Records a scan of `scope` at `now`: new findings are opened with their first-seen
+    /// time, known ones keep it, and, when `resolve` (a complete scan), open ones the scan
+    /// no longer reports are resolved. The findings handed back carry the stored first-seen
+    /// time. Nothing is marked announced here: see [`Store::mark_announced`].
     pub fn record(
         &mut self,
         scope: &str,
@@ -120,27 +131,50 @@ impl Store {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        let mut open: BTreeMap<String, (String, String)> = BTreeMap::new();
+        // id -> (first seen, finding, detection announced)
+        let mut open: BTreeMap<String, (String, String, bool)> = BTreeMap::new();
+        // Resolved, but the resolution never reached the spools: id -> (first seen,
+        // finding, resolved at, detection announced).
+        let mut unsaid: BTreeMap<String, (String, String, String, bool)> = BTreeMap::new();
         {
             let mut q = tx
-                .prepare("SELECT id, first_seen, finding FROM findings WHERE scope = ?1 AND resolved_at IS NULL")
+                .prepare(
+                    "SELECT id, first_seen, finding, detect_announced, resolved_at FROM findings
+                     WHERE scope = ?1 AND (resolved_at IS NULL OR resolve_announced = 0)",
+                )
                 .map_err(err)?;
             let rows = q
-                .query_map(params![scope], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+                .query_map(params![scope], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })
                 .map_err(err)?;
             for row in rows {
-                let (id, v): (String, (String, String)) = row.map_err(err)?;
-                open.insert(id, v);
+                let (id, first, json, said, resolved_at) = row.map_err(err)?;
+                match resolved_at {
+                    None => {
+                        open.insert(id, (first, json, said));
+                    }
+                    Some(at) => {
+                        unsaid.insert(id, (first, json, at, said));
+                    }
+                }
             }
         }
         let mut t = Transition::default();
         {
             let mut upsert = tx
                 .prepare(
-                    "INSERT INTO findings (id, scope, first_seen, last_seen, resolved_at, status, classified_at, finding)
-                     VALUES (?1, ?2, ?3, ?4, NULL, ?6, CASE WHEN ?6 = 'review' THEN NULL ELSE ?4 END, ?5)
+                    "INSERT INTO findings (id, scope, first_seen, last_seen, resolved_at, status, classified_at, finding, detect_announced, resolve_announced)
+                     VALUES (?1, ?2, ?3, ?4, NULL, ?6, CASE WHEN ?6 = 'review' THEN NULL ELSE ?4 END, ?5, ?7, 1)
                      ON CONFLICT (id) DO UPDATE SET scope = ?2, first_seen = ?3, last_seen = ?4,
                          resolved_at = NULL, status = ?6, finding = ?5,
+                         detect_announced = ?7, resolve_announced = 1,
                          classified_at = CASE
                              WHEN resolved_at IS NOT NULL THEN (CASE WHEN ?6 = 'review' THEN NULL ELSE ?4 END)
                              WHEN classified_at IS NULL AND ?6 != 'review' THEN ?4
@@ -148,14 +182,27 @@ impl Store {
                 )
                 .map_err(err)?;
             for f in findings.iter_mut() {
-                match open.remove(&f.id) {
-                    Some((first, _)) => f.first_seen = first,
+                // A finding whose resolution was never announced is, for the receivers,
+                // still the episode they know: it keeps its first sighting.
+                let known = open.remove(&f.id).or_else(|| {
+                    unsaid
+                        .remove(&f.id)
+                        .map(|(first, j, _, said)| (first, j, said))
+                });
+                let said = match known {
+                    Some((first, _, said)) => {
+                        f.first_seen = first;
+                        said
+                    }
                     None => {
                         f.first_seen = now.to_string();
-                        t.detected.push(f.clone());
+                        false
                     }
-                }
+                };
                 f.last_seen = now.to_string();
+                if !said {
+                    t.detected.push(f.clone());
+                }
                 let json = serde_json::to_string(f).unwrap_or_default();
                 upsert
                     .execute(params![
@@ -164,25 +211,67 @@ impl Store {
                         f.first_seen,
                         now,
                         json,
-                        f.status.as_str()
+                        f.status.as_str(),
+                        said
                     ])
                     .map_err(err)?;
             }
             if resolve {
+                // A detection never announced needs no resolution either.
                 let mut close = tx
-                    .prepare("UPDATE findings SET resolved_at = ?2 WHERE id = ?1")
+                    .prepare(
+                        "UPDATE findings SET resolved_at = ?2, resolve_announced = ?3 WHERE id = ?1",
+                    )
                     .map_err(err)?;
-                for (id, (_, json)) in open {
-                    close.execute(params![id, now]).map_err(err)?;
-                    if let Ok(f) = serde_json::from_str::<Finding>(&json) {
-                        t.resolved.push(f);
+                for (id, (_, json, said)) in open {
+                    close.execute(params![id, now, !said]).map_err(err)?;
+                    if said {
+                        if let Ok(mut f) = serde_json::from_str::<Finding>(&json) {
+                            f.last_seen = now.to_string();
+                            t.resolved.push(f);
+                        }
                     }
+                }
+            }
+            for (_, (_, json, at, said)) in unsaid {
+                if !said {
+                    continue;
+                }
+                if let Ok(mut f) = serde_json::from_str::<Finding>(&json) {
+                    f.last_seen = at;
+                    t.resolved.push(f);
                 }
             }
         }
         tx.commit().map_err(err)?;
         t.open = findings.len();
         Ok(t)
+    }
+
+    /// Records that a transition's events are in every sink's spool: its detections and
+    /// resolutions are not handed back again. Call it only once `publish` succeeded.
+    pub fn mark_announced(&mut self, t: &Transition) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut detected = tx
+                .prepare("UPDATE findings SET detect_announced = 1 WHERE id = ?1 AND resolved_at IS NULL")
+                .map_err(err)?;
+            for f in &t.detected {
+                detected.execute(params![f.id]).map_err(err)?;
+            }
+            let mut resolved = tx
+                .prepare("UPDATE findings SET resolve_announced = 1 WHERE id = ?1 AND resolved_at IS NOT NULL")
+                .map_err(err)?;
+            for f in &t.resolved {
+                resolved.execute(params![f.id]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
     }
 
     /// Every open finding, oldest first.
@@ -269,12 +358,14 @@ mod tests {
             .record("p", &mut scan, "2026-01-01T00:00:00Z", true)
             .unwrap();
         assert_eq!(t.detected.len(), 2);
+        s.mark_announced(&t).unwrap();
         drop(s);
         let mut s = Store::open(&db).unwrap();
         let mut scan = vec![finding("b"), finding("c")];
         let t = s
             .record("p", &mut scan, "2026-01-01T01:00:00Z", true)
             .unwrap();
+        s.mark_announced(&t).unwrap();
         assert_eq!(
             t.detected.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
             ["c"]
@@ -310,10 +401,114 @@ mod tests {
         let t = s
             .record("p", &mut scan, "2026-01-01T04:00:00Z", true)
             .unwrap();
+        s.mark_announced(&t).unwrap();
         assert_eq!(
             t.detected.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
             ["a"]
         );
+    }
+
+    fn ids(list: &[Finding]) -> Vec<&str> {
+        list.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_transition_not_marked_announced_is_handed_back_until_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("agent.db")).unwrap();
+        let t = s
+            .record(
+                "p",
+                &mut [finding("a"), finding("b")],
+                "2026-01-01T00:00:00Z",
+                true,
+            )
+            .unwrap();
+        assert_eq!(ids(&t.detected), ["a", "b"]);
+        // The events never reached the spools (a kill, a full disk): announced again,
+        // with the first sighting kept.
+        let mut scan = vec![finding("a"), finding("b")];
+        let t = s
+            .record("p", &mut scan, "2026-01-01T01:00:00Z", true)
+            .unwrap();
+        assert_eq!(ids(&t.detected), ["a", "b"]);
+        assert_eq!(scan[0].first_seen, "2026-01-01T00:00:00Z");
+        s.mark_announced(&t).unwrap();
+        let t = s
+            .record(
+                "p",
+                &mut [finding("a"), finding("b")],
+                "2026-01-01T02:00:00Z",
+                true,
+            )
+            .unwrap();
+        assert!(t.detected.is_empty());
+
+        // b goes; its resolution is lost before it is spooled, so it is handed back, even
+        // from a partial scan, with the time it was resolved.
+        let t = s
+            .record("p", &mut [finding("a")], "2026-01-01T03:00:00Z", true)
+            .unwrap();
+        assert_eq!(ids(&t.resolved), ["b"]);
+        let t = s
+            .record("p", &mut [finding("a")], "2026-01-01T04:00:00Z", false)
+            .unwrap();
+        assert_eq!(ids(&t.resolved), ["b"]);
+        assert_eq!(t.resolved[0].last_seen, "2026-01-01T03:00:00Z");
+        s.mark_announced(&t).unwrap();
+        let t = s
+            .record("p", &mut [finding("a")], "2026-01-01T05:00:00Z", true)
+            .unwrap();
+        assert!(t.resolved.is_empty() && t.detected.is_empty());
+
+        // a goes and comes back before its resolution was announced: for the receivers it
+        // never went, so nothing is announced.
+        let t = s
+            .record("p", &mut [], "2026-01-01T06:00:00Z", true)
+            .unwrap();
+        assert_eq!(ids(&t.resolved), ["a"]);
+        let mut scan = vec![finding("a")];
+        let t = s
+            .record("p", &mut scan, "2026-01-01T07:00:00Z", true)
+            .unwrap();
+        assert!(t.resolved.is_empty() && t.detected.is_empty(), "{t:?}");
+        assert_eq!(scan[0].first_seen, "2026-01-01T00:00:00Z");
+        // A detection never announced needs no resolution.
+        let t = s
+            .record(
+                "p",
+                &mut [finding("a"), finding("c")],
+                "2026-01-01T08:00:00Z",
+                true,
+            )
+            .unwrap();
+        assert_eq!(ids(&t.detected), ["c"]);
+        let t = s
+            .record("p", &mut [finding("a")], "2026-01-01T09:00:00Z", true)
+            .unwrap();
+        assert!(t.resolved.is_empty(), "{t:?}");
+    }
+
+    #[test]
+    fn a_version_1_store_keeps_what_it_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("agent.db");
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        let f = serde_json::to_string(&finding("a")).unwrap();
+        c.execute(
+            "INSERT INTO findings (id, scope, first_seen, last_seen, status, finding) VALUES ('a', 'p', 'x', 'x', 'review', ?1)",
+            params![f],
+        )
+        .unwrap();
+        drop(c);
+        let mut s = Store::open(&db).unwrap();
+        assert_eq!(s.version().unwrap(), SCHEMA_VERSION);
+        let t = s
+            .record("p", &mut [finding("a")], "2026-01-01T00:00:00Z", true)
+            .unwrap();
+        assert!(t.detected.is_empty());
     }
 
     #[test]
