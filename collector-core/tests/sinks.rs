@@ -363,8 +363,33 @@ fn check_otlp(rx: &OtlpReceiver, report: &Value, service: &str) {
         ))
         .or_default() += 1.0;
     }
-    let got: BTreeMap<(String, String, String), f64> = value("driftwatch.findings")
+    // Every kind, risk and status combination is sent, zeros included, labelled with the
+    // providers the scan covered.
+    let scope: Vec<&str> = report["summary"]["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let points = value("driftwatch.findings");
+    assert_eq!(points.len(), 3 * 4 * 3);
+    assert!(points.iter().any(|(_, v)| *v == 0.0), "zeros are sent");
+    for name in [
+        "driftwatch.findings",
+        "driftwatch.resources.scanned",
+        "driftwatch.findings.unowned",
+    ] {
+        for (a, _) in value(name) {
+            assert_eq!(
+                attr_str(&a, "driftwatch.provider").as_deref(),
+                Some(scope.join(",").as_str()),
+                "{name}"
+            );
+        }
+    }
+    let got: BTreeMap<(String, String, String), f64> = points
         .into_iter()
+        .filter(|(_, v)| *v > 0.0)
         .map(|(a, v)| {
             (
                 (
@@ -463,6 +488,163 @@ fn the_jsonl_file_sink_appends_events_and_rotates_by_size() {
     assert_eq!(events.len(), 3 * (expected.len() + 1));
     let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), events.len());
+}
+
+#[test]
+fn a_partial_line_at_the_end_of_the_jsonl_file_is_never_fused_with_the_next_event() {
+    let dir = quickstart(
+        "[[sinks]]\nkind = \"file\"\nname = \"events\"\nformat = \"jsonl\"\npath = \"out/events.jsonl\"\n",
+    );
+    // What a full disk left of an earlier append: its batch is still in the spool.
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    std::fs::write(
+        dir.path().join("out/events.jsonl"),
+        "{\"id\":\"evt_torn\",\"kind\":\"driftwatch.dr",
+    )
+    .unwrap();
+    let (code, stderr) = scan(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    let expected = finding_ids(&report(dir.path()));
+    let text = std::fs::read_to_string(dir.path().join("out/events.jsonl")).unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(events.len(), expected.len() + 1);
+}
+
+/// A receiver that accepts connections and never answers: a delivery to it stays in
+/// flight until its timeout.
+fn hanging_receiver() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (port, accepted)
+}
+
+#[test]
+fn a_kill_while_a_delivery_hangs_loses_none_of_the_events_published_meanwhile() {
+    let down = format!("http://127.0.0.1:{}/hook", free_port());
+    let dir = quickstart(&webhook_sink(&down, "flush_timeout = \"200ms\""));
+    let config = dir.path().join("driftwatch.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let swap = |to: &str| {
+        let text = base
+            .replace(&down, to)
+            .replace("flush_timeout = \"200ms\"", "flush_timeout = \"10m\"");
+        std::fs::write(&config, text).unwrap();
+    };
+    // A first run cannot reach its receiver: its events wait in the spool.
+    let (code, stderr) = scan(dir.path());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(spooled(dir.path(), "webhook") > 0);
+
+    // The second run's worker is stuck sending the first run's batch when the scan
+    // publishes its own events; it is killed once it says they are spooled.
+    let (port, accepted) = hanging_receiver();
+    swap(&format!("http://127.0.0.1:{port}/hook"));
+    let mut child = bin(dir.path())
+        .args([
+            "scan",
+            "--config",
+            "driftwatch.toml",
+            "--format",
+            "json",
+            "--quiet",
+        ])
+        .env("DRIFTWATCH_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if line.unwrap_or_default().contains("events spooled") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    got.recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the scan spools its events");
+    for _ in 0..1200 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "a delivery is in flight"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // A third run against a receiver that answers gets all three scans, each once.
+    let rx = WebhookReceiver::start(NEW);
+    swap(&rx.url());
+    let (code, stderr) = scan(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    let expected = finding_ids(&report(dir.path()));
+    let (drift, done) = by_scan(&rx.events());
+    assert_eq!(done.len(), 3, "{stderr}");
+    assert_eq!(drift.len(), 3);
+    for ids in drift.values() {
+        assert_eq!(ids.len(), expected.len(), "each finding once");
+        assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    }
+    assert_eq!(spooled(dir.path(), "webhook"), 0);
+}
+
+#[test]
+fn concurrent_scans_sharing_a_spool_deliver_every_event_exactly_once() {
+    let rx = WebhookReceiver::start(NEW);
+    rx.behaviour.fail_first.store(2, Ordering::SeqCst);
+    let dir = quickstart(&webhook_sink(&rx.url(), "flush_timeout = \"10m\""));
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            bin(dir.path())
+                .args([
+                    "scan",
+                    "--config",
+                    "driftwatch.toml",
+                    "--format",
+                    "json",
+                    "--quiet",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("No such file"), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+    }
+    let expected = finding_ids(&report(dir.path()));
+    let events = rx.events();
+    let (drift, done) = by_scan(&events);
+    assert_eq!(done.len(), 4, "every scan's summary, once");
+    assert_eq!(drift.len(), 4);
+    for ids in drift.values() {
+        assert_eq!(ids.len(), expected.len(), "no finding twice");
+        assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    }
+    let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "no event delivered twice");
+    assert_eq!(spooled(dir.path(), "webhook"), 0);
 }
 
 #[test]
