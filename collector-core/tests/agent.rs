@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::receivers::WebhookReceiver;
+use common::receivers::{OtlpReceiver, WebhookReceiver};
 use common::{bin, quickstart};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -391,4 +391,101 @@ fn a_failing_provider_does_not_stop_the_others() {
     let (code, log) = stop(agent);
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("scan failed"), "{log}");
+}
+
+/// The last `driftwatch.findings` gauge each provider exported: provider -> (kind, risk,
+/// status) -> value.
+fn findings_gauges(rx: &OtlpReceiver) -> BTreeMap<String, BTreeMap<String, f64>> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for m in rx.store.metrics() {
+        if m.name != "driftwatch.findings" {
+            continue;
+        }
+        let Some(Data::Gauge(g)) = m.data else {
+            panic!("not a gauge")
+        };
+        let mut latest: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for p in g.data_points {
+            let attr = |k: &str| {
+                p.attributes
+                    .iter()
+                    .find(|a| a.key == k)
+                    .and_then(|a| a.value.clone())
+                    .and_then(|v| v.value)
+                    .map(|v| match v {
+                        V::StringValue(s) => s,
+                        other => panic!("{other:?}"),
+                    })
+                    .unwrap_or_else(|| panic!("no {k}"))
+            };
+            let key = format!(
+                "{}/{}/{}",
+                attr("driftwatch.finding.kind"),
+                attr("driftwatch.finding.risk"),
+                attr("driftwatch.finding.status")
+            );
+            let v = match p.value.unwrap() {
+                Value::AsDouble(d) => d,
+                Value::AsInt(i) => i as f64,
+            };
+            latest
+                .entry(attr("driftwatch.provider"))
+                .or_default()
+                .insert(key, v);
+        }
+        out.extend(latest);
+    }
+    out
+}
+
+fn missing(g: &BTreeMap<String, f64>) -> f64 {
+    g.iter()
+        .filter(|(k, _)| k.starts_with("missing/"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+#[test]
+fn each_providers_otel_gauges_are_its_own_series_and_a_count_that_drops_is_sent() {
+    let rx = OtlpReceiver::http();
+    let port = common::receivers::free_port();
+    let dir = quickstart(&agent_config(
+        port,
+        &format!(
+            "\n[[sinks]]\nkind = \"otel\"\nname = \"otel\"\nendpoint = \"{}\"\nretry_initial = \"10ms\"\n",
+            rx.endpoint()
+        ),
+    ));
+    let original: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("states/aws/app.tfstate")).unwrap())
+            .unwrap();
+    let child = start(dir.path());
+    until("gauges from every provider", || {
+        findings_gauges(&rx).len() == 3
+    });
+    let before = findings_gauges(&rx);
+    for (provider, g) in &before {
+        assert!(
+            ["aws-config", "azure-graph", "gcp-assets"].contains(&provider.as_str()),
+            "{provider}"
+        );
+        assert_eq!(g.len(), 3 * 4 * 3, "every combination, zeros included");
+        assert!(g.values().any(|v| *v == 0.0));
+    }
+    // The three providers' counts are not one series overwritten in turn.
+    let total: f64 = before.values().flat_map(|g| g.values()).sum();
+    assert_eq!(total, 13.0, "{before:?}");
+    let aws_missing = missing(&before["aws-config"]);
+    assert!(aws_missing >= 1.0, "{before:?}");
+
+    // The deleted bucket is no longer declared: its `missing` count drops, and the new
+    // value is sent rather than the old one left standing.
+    declare_gone_bucket(dir.path(), false, &original);
+    until("the lower count", || {
+        missing(&findings_gauges(&rx)["aws-config"]) == aws_missing - 1.0
+    });
+    let (code, log) = stop(child);
+    assert_eq!(code, 0, "{log}");
 }
