@@ -48,7 +48,12 @@ const NULL_IS_EMPTY: &[(&str, &[&str])] = &[
 ];
 
 fn null_means_empty(ty: &str, key: &str) -> bool {
-    MAP_ATTRIBUTES.contains(&key)
+    // The map attributes are optional maps on the three clouds' types; elsewhere a
+    // `metadata` may be a block (kubernetes), where null says nothing.
+    let cloud = ["aws_", "azurerm_", "google_"]
+        .iter()
+        .any(|p| ty.starts_with(p));
+    cloud && MAP_ATTRIBUTES.contains(&key)
         || NULL_IS_EMPTY
             .iter()
             .any(|(t, keys)| (*t == ty || *t == "*") && keys.contains(&key))
@@ -112,7 +117,7 @@ pub fn diff_attributes(
             exp
         };
         if MAP_ATTRIBUTES.contains(&key.as_str()) {
-            compare_maps(key, exp, act, &mut out);
+            compare_maps(ty, key, exp, act, &mut out);
         } else if ty.starts_with("azurerm_") && CASE_INSENSITIVE_AZURE.contains(&key.as_str()) {
             // ARM treats resource-group names case-insensitively and Resource Graph lowercases them.
             let same = match (exp.as_str(), act.as_str()) {
@@ -213,7 +218,10 @@ fn push(out: &mut Vec<Change>, path: &str, exp: &Value, act: &Value) {
 }
 
 /// Maps compare key by key, with keys added or removed live reported under their own path.
-fn compare_maps(path: &str, exp: &Value, act: &Value, out: &mut Vec<Change>) {
+fn compare_maps(ty: &str, path: &str, exp: &Value, act: &Value, out: &mut Vec<Change>) {
+    // AWS sets `aws:` tags itself (launch templates, Auto Scaling, CloudFormation); nobody
+    // can set them and the Terraform provider ignores them, so they are never drift.
+    let system = |k: &str| ty.starts_with("aws_") && k.starts_with("aws:");
     let empty = Map::new();
     let e = exp.as_object().unwrap_or(&empty);
     let a = act.as_object().unwrap_or(&empty);
@@ -224,6 +232,9 @@ fn compare_maps(path: &str, exp: &Value, act: &Value, out: &mut Vec<Change>) {
         return;
     }
     for (k, ev) in e {
+        if system(k) {
+            continue;
+        }
         match a.get(k) {
             Some(av) if scalar_eq(ev, av) => {}
             Some(av) => push(out, &format!("{path}.{k}"), ev, av),
@@ -231,7 +242,7 @@ fn compare_maps(path: &str, exp: &Value, act: &Value, out: &mut Vec<Change>) {
         }
     }
     for (k, av) in a {
-        if !e.contains_key(k) {
+        if !e.contains_key(k) && !system(k) {
             push(out, &format!("{path}.{k}"), &Value::Null, av);
         }
     }
@@ -570,6 +581,41 @@ mod tests {
             (c[0].path.as_str(), &c[0].actual),
             ("target_tags", &json!(["ssh"]))
         );
+    }
+
+    /// driftctl's instance state, written by Terraform 0.12 with an AWS provider older than
+    /// 3.38: `tags = null` and no `tags_all`. The tags AWS sets itself are not drift; a tag
+    /// added from the console is.
+    #[test]
+    fn system_tags_are_not_drift_on_a_real_pre_tags_all_aws_state() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tfstate/driftctl/aws_ec2_instance.tfstate");
+        let bytes = std::fs::read(root).unwrap();
+        let declared = crate::iac::tfstate::parse_state("aws_ec2_instance.tfstate", &bytes)
+            .unwrap()
+            .resources
+            .into_iter()
+            .find(|d| d.key.r#type == "aws_instance")
+            .unwrap();
+        assert!(declared.attributes["tags"].is_null());
+        assert!(!declared.attributes.contains_key("tags_all"));
+        let mut live = declared.attributes.clone();
+        live.insert(
+            "tags".into(),
+            json!({"aws:ec2launchtemplate:id": "lt-0abc", "aws:autoscaling:groupName": "web"}),
+        );
+        let diff = |live: &Map<String, Value>| {
+            diff_attributes("aws_instance", &declared.attributes, live, &declared.masked)
+        };
+        assert_eq!(diff(&live), vec![]);
+        live["tags"]["owner"] = json!("ops");
+        let c = diff(&live);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].path, "tags.owner");
+        // Outside the three clouds, a null `metadata` stays unknown.
+        let e = map(json!({"metadata": null}));
+        let a = map(json!({"metadata": [{"name": "x"}]}));
+        assert!(diff_attributes("kubernetes_secret", &e, &a, &[]).is_empty());
     }
 
     #[test]

@@ -460,6 +460,17 @@ impl AuditLog {
     /// Replaces the checkpoint atomically with the committed end and `pending`.
     fn checkpoint(&self, pending: Option<Pending>) -> Result<(), AuditError> {
         let cp = checkpoint_path(&self.path);
+        if self.seq == 0 && pending.is_none() {
+            // A log with no record yet has no checkpoint: that is how a new log looks, and
+            // a committed checkpoint of nothing is not a valid checkpoint (see `parse`).
+            return match std::fs::remove_file(&cp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AuditError {
+                    path: cp.clone(),
+                    message: format!("cannot remove the checkpoint of an empty log: {e}"),
+                }),
+                _ => Ok(()),
+            };
+        }
         let line = Checkpoint {
             seq: self.seq,
             hash: self.last.clone(),
@@ -691,6 +702,8 @@ pub fn verify(log: &Path, checkpoint: &Path) -> Result<Result<u64, Vec<Tamper>>,
             }),
             Some(_) => {}
         },
+        // A log with no record has no checkpoint: the writer never leaves one of nothing.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && bytes == 0 && seq == 0 => {}
         Err(e) => problems.push(Tamper {
             line: None,
             message: format!("cannot read the checkpoint {}: {e}", checkpoint.display()),
@@ -1028,6 +1041,20 @@ mod tests {
         append_one(&other).unwrap();
         assert_eq!(verified(&other), Ok(3));
         assert_eq!(records(&other)[0]["prev"], GENESIS);
+    }
+
+    /// A first append cut short, then a scan with nothing to log: the recovery must leave
+    /// the log usable, not a checkpoint of nothing that every later open refuses.
+    #[test]
+    fn a_recovered_empty_log_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        crashed_append(&log, 2, Crash::AfterAnnounce);
+        drop(AuditLog::open(&log).unwrap());
+        drop(AuditLog::open(&log).unwrap());
+        assert_eq!(verified(&log), Ok(0));
+        append_one(&log).unwrap();
+        assert_eq!(verified(&log), Ok(1));
     }
 
     #[test]
