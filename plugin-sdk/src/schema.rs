@@ -347,3 +347,33 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Facets::is_empty")]
     pub facets: Facets,
 }
+
+/// Whether an S3 bucket policy document lets anyone in: a statement that allows the
+/// principal `*` without a condition (a source VPC or organisation narrows "anyone" to
+/// someone). The one rule of the `storage.public` facet for live listings, exports and
+/// declared buckets alike. A document that is not JSON grants nothing.
+pub fn bucket_policy_is_public(policy: &str) -> bool {
+    serde_json::from_str::<Value>(policy).is_ok_and(|doc| bucket_policy_value_is_public(&doc))
+}
+
+/// [`bucket_policy_is_public`] for a document already parsed.
+pub fn bucket_policy_value_is_public(policy: &Value) -> bool {
+    fn anyone(p: &Value) -> bool {
+        match p {
+            Value::String(s) => s == "*",
+            Value::Array(items) => items.iter().any(anyone),
+            Value::Object(m) => m.get("AWS").is_some_and(anyone),
+            _ => false,
+        }
+    }
+    let public = |s: &Value| {
+        s.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && s.get("Principal").is_some_and(anyone)
+            && s.get("Condition").is_none()
+    };
+    match policy.get("Statement") {
+        Some(Value::Array(ss)) => ss.iter().any(public),
+        Some(s @ Value::Object(_)) => public(s),
+        _ => false,
+    }
+}

@@ -9,6 +9,7 @@
 //! is compared already; `encrypted` and `versioning` are attributes of the bucket itself.
 
 use crate::iac::Declared;
+use driftwatch_plugin_sdk::schema::bucket_policy_is_public;
 use driftwatch_plugin_sdk::{Change, Resource};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -61,11 +62,11 @@ impl<'a> BucketParts<'a> {
             .attributes
             .get("policy")
             .and_then(Value::as_str)
-            .is_some_and(policy_is_public)
+            .is_some_and(bucket_policy_is_public)
             || policies
                 .clone()
                 .filter_map(|p| p.attributes.get("policy").and_then(Value::as_str))
-                .any(policy_is_public);
+                .any(bucket_policy_is_public);
         let flag = |k: &str| {
             self.blocks
                 .get(name)
@@ -127,28 +128,4 @@ fn public_group(uri: &str) -> bool {
         uri.rsplit('/').next(),
         Some("AllUsers" | "AuthenticatedUsers")
     )
-}
-
-/// A bucket policy statement that allows anyone, unconditionally (the providers' rule).
-fn policy_is_public(policy: &str) -> bool {
-    let Ok(doc) = serde_json::from_str::<Value>(policy) else {
-        return false;
-    };
-    let statements = match &doc["Statement"] {
-        Value::Array(a) => a.clone(),
-        s @ Value::Object(_) => vec![s.clone()],
-        _ => return false,
-    };
-    statements.iter().any(|s| {
-        let anyone = match &s["Principal"] {
-            Value::String(p) => p == "*",
-            Value::Object(m) => match m.get("AWS") {
-                Some(Value::String(p)) => p == "*",
-                Some(Value::Array(a)) => a.iter().any(|p| p == "*"),
-                _ => false,
-            },
-            _ => false,
-        };
-        s["Effect"] == "Allow" && anyone && s.get("Condition").is_none()
-    })
 }

@@ -110,30 +110,6 @@ async fn buckets(c: &Clients, fanout: usize) -> Result<Buckets, String> {
     Ok((all, blocks))
 }
 
-/// A bucket policy statement that grants anyone access, unconditionally.
-fn policy_is_public(policy: &str) -> bool {
-    let Ok(doc) = serde_json::from_str::<Value>(policy) else {
-        return false;
-    };
-    let statements = match &doc["Statement"] {
-        Value::Array(a) => a.clone(),
-        s @ Value::Object(_) => vec![s.clone()],
-        _ => return false,
-    };
-    statements.iter().any(|s| {
-        let anyone = match &s["Principal"] {
-            Value::String(p) => p == "*",
-            Value::Object(m) => match m.get("AWS") {
-                Some(Value::String(p)) => p == "*",
-                Some(Value::Array(a)) => a.iter().any(|p| p == "*"),
-                _ => false,
-            },
-            _ => false,
-        };
-        s["Effect"] == "Allow" && anyone && s.get("Condition").is_none()
-    })
-}
-
 async fn bucket(c: &Clients, s3: aws_sdk_s3::Client, name: String) -> Result<Buckets, String> {
     let (tags, versioning, sse, pab, acl, policy) = tokio::join!(
         async {
@@ -243,7 +219,7 @@ async fn bucket(c: &Clients, s3: aws_sdk_s3::Client, name: String) -> Result<Buc
     let policy_public = policy
         .as_ref()
         .and_then(|p| p.policy())
-        .is_some_and(policy_is_public);
+        .is_some_and(driftwatch_plugin_sdk::schema::bucket_policy_is_public);
     // What S3 itself enforces: an ignored ACL or a restricted policy grants nothing.
     let public = (acl_public && !flag(|b| b.ignore_public_acls()))
         || (policy_public && !flag(|b| b.restrict_public_buckets()));

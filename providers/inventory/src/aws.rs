@@ -7,6 +7,7 @@ use crate::json::{
     put, put_bool, put_int, put_str, skip_warnings, str_at, stream_records, tags_from_list,
     tags_from_object, tags_value, Loc, Top,
 };
+use driftwatch_plugin_sdk::schema::bucket_policy_value_is_public;
 use driftwatch_plugin_sdk::{
     Facets, IngressRule, NetworkFacet, PortRange, ProviderError, Resource, RuleAction, Scope,
     StorageFacet,
@@ -741,30 +742,6 @@ fn acl_is_public(acl: &Value) -> bool {
     }))
 }
 
-fn principal_is_public(p: &Value) -> bool {
-    match p {
-        Value::String(s) => s == "*",
-        Value::Array(items) => items.iter().any(principal_is_public),
-        Value::Object(m) => m.get("AWS").is_some_and(principal_is_public),
-        _ => false,
-    }
-}
-
-fn policy_is_public(policy: &Value) -> bool {
-    let statement_public = |s: &Value| {
-        // As the aws provider judges it: a condition (source VPC, organisation) narrows
-        // "anyone" to someone.
-        str_at(s, "Effect") == Some("Allow")
-            && s.get("Principal").is_some_and(principal_is_public)
-            && s.get("Condition").is_none()
-    };
-    match policy.get("Statement") {
-        Some(Value::Array(ss)) => ss.iter().any(statement_public),
-        Some(s @ Value::Object(_)) => statement_public(s),
-        _ => false,
-    }
-}
-
 fn bucket(it: &mut Item<'_>) -> Result<Vec<Resource>, ProviderError> {
     let name = it
         .resource_name
@@ -850,8 +827,10 @@ fn bucket(it: &mut Item<'_>) -> Result<Vec<Resource>, ProviderError> {
         Some(v @ Value::Object(_)) => Some(v.clone()),
         _ => None,
     };
-    let policy_public =
-        policy_text.as_ref().is_some_and(policy_is_public) && !flag("restrictPublicBuckets");
+    let policy_public = policy_text
+        .as_ref()
+        .is_some_and(bucket_policy_value_is_public)
+        && !flag("restrictPublicBuckets");
     r.facets = Facets {
         network: None,
         storage: Some(StorageFacet {
@@ -1012,20 +991,20 @@ mod tests {
 
     #[test]
     fn public_principals() {
-        assert!(policy_is_public(
+        assert!(bucket_policy_value_is_public(
             &json!({"Statement": {"Effect": "Allow", "Principal": "*"}})
         ));
-        assert!(policy_is_public(
+        assert!(bucket_policy_value_is_public(
             &json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]}}]})
         ));
-        assert!(!policy_is_public(
+        assert!(!bucket_policy_value_is_public(
             &json!({"Statement": [{"Effect": "Deny", "Principal": "*"}]})
         ));
-        assert!(!policy_is_public(
+        assert!(!bucket_policy_value_is_public(
             &json!({"Statement": [{"Effect": "Allow", "Principal": "*",
             "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}}]})
         ));
-        assert!(!policy_is_public(
+        assert!(!bucket_policy_value_is_public(
             &json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}}]})
         ));
         assert!(public_grantee(&json!("AllUsers")));
