@@ -283,7 +283,7 @@ fn mask_matched_live(declared: &[Declared], live: &mut [Resource]) {
         .map(|d| {
             let id = diff::canon::declared_id(&d.key.r#type, &d.key.id, &d.attributes);
             (
-                key_of(&d.key.provider, &d.key.r#type, &id),
+                diff::key_string(&d.key.provider, &d.key.r#type, &id),
                 d.masked.as_slice(),
             )
         })
@@ -292,7 +292,9 @@ fn mask_matched_live(declared: &[Declared], live: &mut [Resource]) {
         return;
     }
     for r in live {
-        if let Some(paths) = masked.get(&key_of(&r.key.provider, &r.key.r#type, &r.key.id)) {
+        if let Some(paths) =
+            masked.get(&diff::key_string(&r.key.provider, &r.key.r#type, &r.key.id))
+        {
             iac::secrets::mask_paths(&mut r.attributes, paths);
             // The tag map the provider reports beside the attributes mirrors them.
             for p in paths.iter() {
@@ -314,15 +316,6 @@ fn mask_matched_live(declared: &[Declared], live: &mut [Resource]) {
     }
 }
 
-/// The key the diff matches declared and live resources on.
-fn key_of(provider: &str, ty: &str, id: &str) -> String {
-    format!(
-        "{provider}\u{1f}{}\u{1f}{}",
-        diff::canon::live_type(ty),
-        diff::canon::match_id(provider, id)
-    )
-}
-
 /// Which provider emitted each live resource key first, to refuse overlaps.
 struct KeyOwners {
     /// Off with a single provider: nothing can overlap.
@@ -339,7 +332,7 @@ impl KeyOwners {
     }
 
     fn key(r: &Resource) -> String {
-        key_of(&r.key.provider, &r.key.r#type, &r.key.id)
+        diff::key_string(&r.key.provider, &r.key.r#type, &r.key.id)
     }
 
     /// Records `provider`'s keys, or says which keys another provider already emitted.

@@ -38,7 +38,8 @@ pub struct DiffOptions<'a> {
     pub now: &'a str,
 }
 
-fn key_string(provider: &str, ty: &str, id: &str) -> String {
+/// The key declared and live resources are matched on: provider, live type and match id.
+pub(crate) fn key_string(provider: &str, ty: &str, id: &str) -> String {
     let mut k = String::with_capacity(provider.len() + ty.len() + id.len() + 2);
     k.push_str(provider);
     k.push('\u{1f}');
