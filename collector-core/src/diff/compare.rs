@@ -618,6 +618,71 @@ mod tests {
         assert!(diff_attributes("kubernetes_secret", &e, &a, &[]).is_empty());
     }
 
+    /// driftctl's Terraform-written `aws_iam_policy` against the AWS Config item of the same
+    /// policy (document URL-encoded in `policyVersionList`): in sync, then a new default
+    /// version is a change of `policy` alone.
+    #[test]
+    fn a_real_iam_policy_state_is_in_sync_with_its_aws_config_item() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tfstate/driftctl/aws_iam_policy_multiple.tfstate");
+        let bytes = std::fs::read(path).unwrap();
+        let declared = crate::iac::tfstate::parse_state("p.tfstate", &bytes)
+            .unwrap()
+            .resources
+            .remove(0);
+        let written = declared.attributes["policy"].as_str().unwrap().to_string();
+        let encode = |s: &str| {
+            s.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        };
+        let item = |default: &str| {
+            json!({"configurationItems": [{
+                "resourceType": "AWS::IAM::Policy", "resourceId": "ANPAEXAMPLE0000000001",
+                "resourceName": "policy-0", "ARN": declared.key.id, "awsRegion": "global",
+                "awsAccountId": "929327065333", "configurationItemStatus": "OK", "tags": {},
+                "configuration": {"policyName": "policy-0", "arn": declared.key.id, "path": "/",
+                    "defaultVersionId": default, "description": null,
+                    "policyVersionList": [
+                        {"document": encode(&written), "versionId": "v1", "isDefaultVersion": default == "v1"},
+                        {"document": encode(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#),
+                         "versionId": "v2", "isDefaultVersion": default == "v2"}]}}]})
+        };
+        let live = |default: &str| {
+            let text = item(default).to_string();
+            let parsed = driftwatch_provider_inventory::parse_export(
+                driftwatch_provider_inventory::Format::AwsConfig,
+                "config.json",
+                text.as_bytes(),
+            )
+            .unwrap();
+            parsed
+                .resources
+                .into_iter()
+                .find(|r| r.key.r#type == "aws_iam_policy")
+                .unwrap()
+        };
+        let in_sync = live("v1");
+        assert_eq!(in_sync.key.id, declared.key.id);
+        let diff = |r: &Resource| {
+            diff_attributes(
+                "aws_iam_policy",
+                &declared.attributes,
+                &r.attributes,
+                &declared.masked,
+            )
+        };
+        assert_eq!(diff(&in_sync), vec![]);
+        let paths: Vec<String> = diff(&live("v2")).into_iter().map(|c| c.path).collect();
+        assert_eq!(paths, ["policy"]);
+    }
+
     #[test]
     fn a_change_on_a_parent_never_carries_a_masked_live_value() {
         let e = map(json!({"connection": [{"host": "a", "password": "(sensitive)"}]}));
