@@ -8,7 +8,7 @@
 FROM rust:1.91-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p driftwatch-core --bin driftwatch \
+RUN cargo build --release --locked -p driftwatch --bin driftwatch \
  && strip target/release/driftwatch
 
 FROM debian:bookworm-slim

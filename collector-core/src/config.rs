@@ -156,27 +156,11 @@ pub struct IacSection {
     /// locations (globs too).
     #[serde(default)]
     pub states: Vec<String>,
-    /// How `s3://` locations are read: region, profile, role, endpoint. Read on its own
-    /// so a mistake in it does not hide the rest of `[iac]`.
+    /// Each state backend's table (`[iac.s3]`, `[iac.azurerm]`, `[iac.gcs]`, ...) by
+    /// scheme, as written: the backend's factory parses and checks it, so a mistake in one
+    /// hides nothing else of `[iac]`.
     #[serde(skip)]
-    pub s3: driftwatch_provider_aws::state::S3BackendConfig,
-    /// How `azurerm://` locations are read: endpoint, Azure AD. Read on its own like `s3`.
-    #[serde(skip)]
-    pub azurerm: driftwatch_provider_azure::state::AzurermBackendConfig,
-    /// How `gcs://` locations are read: endpoint, credentials. Read on its own like `s3`.
-    #[serde(skip)]
-    pub gcs: driftwatch_provider_gcp::state::GcsBackendConfig,
-}
-
-impl IacSection {
-    /// Every remote backend's settings.
-    pub fn backends(&self) -> crate::iac::remote::Backends {
-        crate::iac::remote::Backends {
-            s3: self.s3.clone(),
-            azurerm: self.azurerm.clone(),
-            gcs: self.gcs.clone(),
-        }
-    }
+    pub backends: BTreeMap<String, Json>,
 }
 
 /// One `[[providers]]` or `[[sinks]]` entry: its kind, name, and the kind's own settings.
@@ -658,29 +642,28 @@ impl Config {
         if scan.batch_size == 0 {
             problems.push(loc.problem("scan.batch_size", "must be at least 1"));
         }
-        // `[iac.s3]`, `[iac.azurerm]` and `[iac.gcs]` are checked on their own, so a mistake
-        // in one hides nothing else.
+        // Every table inside `[iac]` is a state backend's (`[iac.s3]`, ...): its factory
+        // checks it when the scan is prepared, so a mistake in one hides nothing else.
         let mut parts = toml::Table::new();
+        let mut backends = BTreeMap::new();
         if let Some(v) = root.get("iac") {
             let mut v = v.clone();
-            for backend in ["s3", "azurerm", "gcs"] {
-                if let Some(b) = v.as_table_mut().and_then(|t| t.remove(backend)) {
-                    parts.insert(format!("iac.{backend}"), b);
+            if let Some(t) = v.as_table_mut() {
+                let tables: Vec<String> = t
+                    .iter()
+                    .filter(|(_, b)| b.is_table())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in tables {
+                    if let Some(b) = t.remove(&k) {
+                        backends.insert(k, toml_to_json(&b));
+                    }
                 }
             }
             parts.insert("iac".into(), v);
         }
-        let s3 = section(&parts, "iac.s3", &loc, &mut problems);
-        let azurerm = section(&parts, "iac.azurerm", &loc, &mut problems);
-        let gcs = section(&parts, "iac.gcs", &loc, &mut problems);
         let iac = section::<IacSection>(&parts, "iac", &loc, &mut problems).map(|mut i| {
-            i.s3 = s3.unwrap_or_default();
-            i.azurerm = azurerm.unwrap_or_default();
-            i.gcs = gcs.unwrap_or_default();
-            // Relative to the config file, as every other path in it.
-            if let Some(f) = &i.gcs.credentials_file {
-                i.gcs.credentials_file = Some(dir.join(f).display().to_string());
-            }
+            i.backends = backends;
             i
         });
         if !root.contains_key("iac") {

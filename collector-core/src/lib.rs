@@ -1,9 +1,12 @@
-//! The driftwatch runtime: config, IaC readers, the diff engine, output formats, and the
-//! scan that ties them together. The `driftwatch` binary is a thin CLI over this crate.
+//! The driftwatch engine: config, IaC readers, the diff engine, governance, delivery,
+//! the plugin host, the agent and output formats, and the scan that ties them together.
+//! It knows no cloud: providers, sinks and state backends come in as factories
+//! ([`components::Components`]), which the `driftwatch` binary lists.
 
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod components;
 pub mod config;
 pub mod deliver;
 pub mod diff;
@@ -11,5 +14,4 @@ pub mod govern;
 pub mod iac;
 pub mod output;
 pub mod plugin;
-pub mod registry;
 pub mod scan;

@@ -1,18 +1,19 @@
 //! One scan, end to end: read the states, run the providers, diff, and build the document.
 
+use crate::components::{Components, SinkSetup};
 use crate::config::{ComponentEntry, Config, ConfigError, ConfigProblem};
+use crate::deliver::ConfiguredSink;
 use crate::diff::{self, ignore::DriftIgnore, DiffOptions};
 use crate::govern::Governance;
 use crate::iac::remote::{self, RemoteLocation};
 use crate::iac::{self, Declared, IacError, StateFile};
 use crate::plugin::Plugin;
-use crate::registry;
 use driftwatch_plugin_sdk::report::{
     KindCounts, ProviderSummary, ScanInfo, StateSummary, Summary, Tool,
 };
 use driftwatch_plugin_sdk::{
-    CollectContext, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport, Scope,
-    SCAN_SCHEMA,
+    CollectContext, Emit, FindingKind, Provider, ProviderError, ProviderInfo, Resource, ScanReport,
+    Scope, SinkPart, SCAN_SCHEMA,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -24,10 +25,12 @@ use std::time::{Duration, Instant};
 pub struct Prepared {
     /// The config it came from.
     pub config: Config,
-    /// Configured providers with their entries.
-    pub providers: Vec<(ComponentEntry, Arc<dyn Provider>)>,
+    /// Configured providers with their entries and what their kind is.
+    pub providers: Vec<(ComponentEntry, ProviderInfo, Arc<dyn Provider>)>,
     /// Configured sinks.
-    pub sinks: Vec<registry::SinkSetup>,
+    pub sinks: Vec<SinkSetup>,
+    /// Configured state backends, by scheme.
+    pub backends: remote::Backends,
     /// Local state files to read.
     pub states: Vec<PathBuf>,
     /// Remote state locations to list and read.
@@ -73,15 +76,19 @@ pub struct ScanOutcome {
 }
 
 /// Checks a config completely (structure, component settings, state locations, ignore
-/// files) and builds the parts of a scan.
-pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, ConfigError> {
+/// files) and builds the parts of a scan from the factories in `components`.
+pub fn prepare(
+    config: Config,
+    components: &Components,
+    extra_ignore: &[PathBuf],
+) -> Result<Prepared, ConfigError> {
     let loc = config.locator();
     let mut problems: Vec<ConfigProblem> = Vec::new();
     let mut plugins: Vec<Plugin> = Vec::new();
     for (i, entry) in &config.plugins {
         match Plugin::load(entry, &config.dir) {
             Ok(p) => {
-                if registry::PROVIDER_KINDS.contains(&p.name.as_str())
+                if components.provider_kinds().contains(&p.name.as_str())
                     || plugins.iter().any(|q| q.name == p.name)
                 {
                     problems.push(loc.problem(
@@ -101,22 +108,23 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
     let mut providers = Vec::new();
     for entry in config.providers.iter().filter(|p| p.enabled) {
         let at = format!("providers[{}]", entry.index);
-        match registry::provider(&entry.kind, &plugins) {
+        match components.provider(&entry.kind, &plugins) {
             None => problems.push(loc.problem(
                 &format!("{at}.kind"),
                 format!(
                     "unknown provider kind `{}` (available: {})",
                     entry.kind,
-                    registry::PROVIDER_KINDS
-                        .iter()
+                    components
+                        .provider_kinds()
+                        .into_iter()
                         .map(|s| s.to_string())
                         .chain(plugins.iter().map(|p| p.name.clone()))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
             )),
-            Some(mut p) => match p.configure(&entry.settings) {
-                Ok(()) => providers.push((entry.clone(), Arc::from(p))),
+            Some(factory) => match factory.create(&entry.settings) {
+                Ok(p) => providers.push((entry.clone(), factory.info(), Arc::from(p))),
                 Err(ProviderError::Config { path, message }) => {
                     let full = if path.is_empty() {
                         at.clone()
@@ -129,25 +137,71 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
             },
         }
     }
-    let mut sinks: Vec<registry::SinkSetup> = Vec::new();
+    let mut sinks: Vec<SinkSetup> = Vec::new();
     for entry in config.sinks.iter().filter(|s| s.enabled) {
         let at = format!("sinks[{}]", entry.index);
-        match registry::sink(&entry.kind, &entry.name, &entry.settings) {
-            Ok(s) => sinks.push(s),
-            Err((path, message)) => {
-                let full = if path.is_empty() {
+        let Some(factory) = components.sink(&entry.kind) else {
+            problems.push(loc.problem(
+                &format!("{at}.kind"),
+                format!(
+                    "unknown sink kind `{}` (available: {})",
+                    entry.kind,
+                    components.sink_kinds().join(", ")
+                ),
+            ));
+            continue;
+        };
+        match factory.create(&entry.name, &entry.settings) {
+            Ok(SinkPart::Report(r)) => sinks.push(SinkSetup::Report(r)),
+            Ok(SinkPart::Stream { sink, delivery }) => {
+                sinks.push(SinkSetup::Stream(ConfiguredSink {
+                    sink,
+                    kind: entry.kind.clone(),
+                    policy: delivery,
+                }))
+            }
+            Err(e) => {
+                let full = if e.path.is_empty() {
                     at.clone()
                 } else {
-                    format!("{at}.{path}")
+                    format!("{at}.{}", e.path)
                 };
-                problems.push(loc.problem(&full, message))
+                problems.push(loc.problem(&full, e.message))
+            }
+        }
+    }
+    let mut backends = remote::Backends::new();
+    for scheme in config.iac.backends.keys() {
+        if components.backend(scheme).is_none() {
+            problems.push(loc.problem(
+                &format!("iac.{scheme}"),
+                format!(
+                    "unknown state backend `{scheme}` (available: {})",
+                    components.schemes().join(", ")
+                ),
+            ));
+        }
+    }
+    for scheme in components.schemes() {
+        let factory = components.backend(scheme).expect("listed");
+        match factory.create(config.iac.backends.get(scheme), &config.dir) {
+            Ok(b) => {
+                backends.insert(scheme.to_string(), b);
+            }
+            Err(e) => {
+                let full = if e.path.is_empty() {
+                    format!("iac.{scheme}")
+                } else {
+                    format!("iac.{scheme}.{}", e.path)
+                };
+                problems.push(loc.problem(&full, e.message))
             }
         }
     }
     let mut states = Vec::new();
     let mut remote_states = Vec::new();
     for (i, pattern) in config.iac.states.iter().enumerate() {
-        match remote::parse_location(pattern) {
+        match remote::parse_location(pattern, components) {
             Ok(Some(r)) => {
                 remote_states.push(r);
                 continue;
@@ -213,6 +267,7 @@ pub fn prepare(config: Config, extra_ignore: &[PathBuf]) -> Result<Prepared, Con
         config,
         providers,
         sinks,
+        backends,
         states,
         remote_states,
         ignore,
@@ -381,6 +436,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         config,
         providers,
         sinks,
+        backends,
         states,
         remote_states,
         ignore,
@@ -402,13 +458,10 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
         })
     };
 
-    let remote_task = {
-        let backends = config.iac.backends();
-        tokio::spawn(async move { remote::load(&remote_states, &backends).await })
-    };
+    let remote_task = tokio::spawn(async move { remote::load(&remote_states, &backends).await });
 
     let mut tasks = Vec::new();
-    for (entry, provider) in providers {
+    for (entry, info, provider) in providers {
         let bar = spinner(progress, format!("provider {}", entry.name));
         let ctx = CollectContext::new(config.scan.batch_size);
         tasks.push(tokio::spawn(async move {
@@ -418,7 +471,7 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
             };
             let result = provider.collect(&ctx, &mut sink).await;
             bar.finish_and_clear();
-            (entry, provider.info(), result, sink.items)
+            (entry, info, result, sink.items)
         }));
     }
 
@@ -581,16 +634,13 @@ pub async fn run(prepared: Prepared, progress: &MultiProgress) -> Result<ScanOut
     let mut streams = Vec::new();
     for s in sinks {
         match s {
-            registry::SinkSetup::Report(file) => {
+            SinkSetup::Report(file) => {
                 if let Err(e) = file.write(&report) {
                     tracing::error!(sink = file.name(), error = %e, "sink failed");
-                    sink_errors.push((
-                        file.name().to_string(),
-                        format!("cannot write {}: {e}", file.path().display()),
-                    ));
+                    sink_errors.push((file.name().to_string(), e));
                 }
             }
-            registry::SinkSetup::Stream(c) => streams.push(c),
+            SinkSetup::Stream(c) => streams.push(c),
         }
     }
     let mut sink_reports = Vec::new();

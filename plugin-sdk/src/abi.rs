@@ -11,6 +11,7 @@
 //! A Rust plugin never touches this module directly: [`crate::export_provider!`] turns an
 //! `impl Provider` into an exported plugin.
 
+use crate::factory::{DynProviderFactory, ProviderFactory};
 use crate::provider::{CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo};
 use crate::schema::Resource;
 use serde::{Deserialize, Serialize};
@@ -234,19 +235,21 @@ unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     }
 }
 
-/// `info` for provider type `P`.
+/// `info` for the providers of factory `F`.
 ///
 /// # Safety
 /// Called by the host through the table with a valid `out`.
-pub unsafe extern "C" fn info<P: Provider + Default>(out: *mut DwBytes) -> i32 {
-    guarded(out, || write_json(out, &P::default().info()))
+pub unsafe extern "C" fn info<F: ProviderFactory + Default>(out: *mut DwBytes) -> i32 {
+    guarded(out, || {
+        write_json(out, &ProviderFactory::info(&F::default()))
+    })
 }
 
-/// `create` for provider type `P`.
+/// `create` for the providers of factory `F`: parse, validate, build.
 ///
 /// # Safety
 /// Called by the host through the table with valid pointers.
-pub unsafe extern "C" fn create<P: Provider + Default + 'static>(
+pub unsafe extern "C" fn create<F: ProviderFactory + Default>(
     config: *const u8,
     config_len: usize,
     instance: *mut *mut c_void,
@@ -262,10 +265,9 @@ pub unsafe extern "C" fn create<P: Provider + Default + 'static>(
                 return fail(err, &e);
             }
         };
-        let mut p = P::default();
-        match p.configure(&value) {
-            Ok(()) => {
-                let arc: Arc<P> = Arc::new(p);
+        match DynProviderFactory::create(&F::default(), &value) {
+            Ok(p) => {
+                let arc: Arc<Instance> = Arc::new(Instance(Arc::from(p)));
                 // SAFETY: the host passes a writable pointer.
                 unsafe { *instance = Arc::into_raw(arc) as *mut c_void };
                 DW_OK
@@ -274,6 +276,9 @@ pub unsafe extern "C" fn create<P: Provider + Default + 'static>(
         }
     })
 }
+
+/// A built provider behind the C handle: a thin pointer to a shared `dyn Provider`.
+struct Instance(Arc<dyn Provider>);
 
 /// A running collection on the plugin's own thread.
 struct Collection {
@@ -330,8 +335,8 @@ impl Emit for ChannelEmit {
 /// its own with its own executor, so no runtime or future crosses the boundary.
 ///
 /// # Safety
-/// `instance` must come from `create::<P>`; other pointers valid.
-pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
+/// `instance` must come from `create`; other pointers valid.
+pub unsafe extern "C" fn collect_start(
     instance: *mut c_void,
     request: *const u8,
     request_len: usize,
@@ -348,10 +353,10 @@ pub unsafe extern "C" fn collect_start<P: Provider + Default + 'static>(
                 return fail(err, &e);
             }
         };
-        // SAFETY: `instance` is an Arc<P> leaked by `create`; we take a new reference.
-        let provider: Arc<P> = unsafe {
-            Arc::increment_strong_count(instance as *const P);
-            Arc::from_raw(instance as *const P)
+        // SAFETY: `instance` is an Arc<Instance> leaked by `create`; we take a new reference.
+        let provider: Arc<dyn Provider> = unsafe {
+            Arc::increment_strong_count(instance as *const Instance);
+            Arc::from_raw(instance as *const Instance).0.clone()
         };
         let ctx = CollectContext::new(req.batch_size);
         // Two batches in flight at most: memory stays flat however large the estate.
@@ -441,12 +446,12 @@ pub unsafe extern "C" fn collect_free(collection: *mut c_void) {
 /// `destroy` for provider type `P`.
 ///
 /// # Safety
-/// `instance` must come from `create::<P>`; it is invalid afterwards.
-pub unsafe extern "C" fn destroy<P: Provider + 'static>(instance: *mut c_void) {
+/// `instance` must come from `create`; it is invalid afterwards.
+pub unsafe extern "C" fn destroy(instance: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if !instance.is_null() {
             // SAFETY: per this function's contract.
-            drop(unsafe { Arc::from_raw(instance as *const P) });
+            drop(unsafe { Arc::from_raw(instance as *const Instance) });
         }
     }));
 }
@@ -462,11 +467,11 @@ pub unsafe extern "C" fn free_bytes(bytes: DwBytes) {
 
 /// Builds the header for provider type `P`; the strings and table are leaked once per
 /// process, which is what a `static` header needs.
-pub fn header<P: Provider + Default + 'static>() -> ExportedHeader {
+pub fn header<F: ProviderFactory + Default>() -> ExportedHeader {
     // A panic must not cross the entry point: the header then carries a placeholder name
     // and the host learns of the panic from `info`.
-    let provider_info: ProviderInfo =
-        catch_unwind(|| P::default().info()).unwrap_or_else(|_| ProviderInfo {
+    let provider_info: ProviderInfo = catch_unwind(|| ProviderFactory::info(&F::default()))
+        .unwrap_or_else(|_| ProviderInfo {
             name: "unknown".into(),
             version: "0".into(),
             resource_types: vec![],
@@ -479,13 +484,13 @@ pub fn header<P: Provider + Default + 'static>() -> ExportedHeader {
     };
     let table = Box::leak(Box::new(PluginTable {
         size: std::mem::size_of::<PluginTable>() as u32,
-        info: Some(info::<P>),
-        create: Some(create::<P>),
-        collect_start: Some(collect_start::<P>),
+        info: Some(info::<F>),
+        create: Some(create::<F>),
+        collect_start: Some(collect_start),
         collect_next: Some(collect_next),
         collect_cancel: Some(collect_cancel),
         collect_free: Some(collect_free),
-        destroy: Some(destroy::<P>),
+        destroy: Some(destroy),
         free_bytes: Some(free_bytes),
     }));
     ExportedHeader(PluginHeader {
@@ -499,25 +504,27 @@ pub fn header<P: Provider + Default + 'static>() -> ExportedHeader {
     })
 }
 
-/// Exports an `impl Provider + Default` as a driftwatch plugin: build the crate as a
-/// `cdylib` and point a `[[plugins]]` entry at the library.
+/// Exports an `impl ProviderFactory + Default` as a driftwatch plugin: build the crate as
+/// a `cdylib` and point a `[[plugins]]` entry at the library.
 ///
 /// ```ignore
 /// #[derive(Default)]
-/// struct Hello;
+/// struct HelloFactory;
+/// impl driftwatch_plugin_sdk::ProviderFactory for HelloFactory { /* Config, info, build */ }
+/// struct Hello { /* its config */ }
 /// #[async_trait::async_trait]
-/// impl driftwatch_plugin_sdk::Provider for Hello { /* ... */ }
-/// driftwatch_plugin_sdk::export_provider!(Hello);
+/// impl driftwatch_plugin_sdk::Provider for Hello { /* collect */ }
+/// driftwatch_plugin_sdk::export_provider!(HelloFactory);
 /// ```
 #[macro_export]
 macro_rules! export_provider {
-    ($provider:ty) => {
+    ($factory:ty) => {
         /// The plugin's entry point (driftwatch plugin ABI v1).
         #[no_mangle]
         pub extern "C" fn driftwatch_plugin_v1() -> *const $crate::abi::PluginHeader {
             static HEADER: ::std::sync::OnceLock<$crate::abi::ExportedHeader> =
                 ::std::sync::OnceLock::new();
-            &HEADER.get_or_init($crate::abi::header::<$provider>).0
+            &HEADER.get_or_init($crate::abi::header::<$factory>).0
         }
     };
 }
@@ -531,11 +538,14 @@ mod tests {
     static EMITTED: AtomicUsize = AtomicUsize::new(0);
 
     /// Emits one resource at a time, forever, until told to stop.
-    #[derive(Default)]
     struct Endless;
 
-    #[async_trait::async_trait]
-    impl Provider for Endless {
+    #[derive(Default)]
+    struct EndlessFactory;
+
+    impl ProviderFactory for EndlessFactory {
+        type Config = serde_json::Value;
+
         fn info(&self) -> ProviderInfo {
             ProviderInfo {
                 name: "endless".into(),
@@ -545,10 +555,13 @@ mod tests {
             }
         }
 
-        fn configure(&mut self, _: &serde_json::Value) -> Result<(), ProviderError> {
-            Ok(())
+        fn build(&self, _: serde_json::Value) -> Result<Box<dyn Provider>, ProviderError> {
+            Ok(Box::new(Endless))
         }
+    }
 
+    #[async_trait::async_trait]
+    impl Provider for Endless {
         async fn collect(
             &self,
             _ctx: &CollectContext,
@@ -574,7 +587,7 @@ mod tests {
 
     #[test]
     fn batches_are_bounded_and_cancellation_ends_the_stream() {
-        let header = header::<Endless>();
+        let header = header::<EndlessFactory>();
         assert_eq!(header.0.magic, MAGIC);
         let cfg = b"{}";
         let mut instance = std::ptr::null_mut();
@@ -582,13 +595,13 @@ mod tests {
         // SAFETY: valid pointers for each call.
         unsafe {
             assert_eq!(
-                create::<Endless>(cfg.as_ptr(), cfg.len(), &mut instance, &mut err),
+                create::<EndlessFactory>(cfg.as_ptr(), cfg.len(), &mut instance, &mut err),
                 DW_OK
             );
             let req = br#"{"batch_size":2}"#;
             let mut coll = std::ptr::null_mut();
             assert_eq!(
-                collect_start::<Endless>(instance, req.as_ptr(), req.len(), &mut coll, &mut err),
+                collect_start(instance, req.as_ptr(), req.len(), &mut coll, &mut err),
                 DW_OK
             );
             for _ in 0..6 {
@@ -613,7 +626,7 @@ mod tests {
             assert_eq!(last["type"], "error");
             assert_eq!(last["error"]["kind"], "cancelled");
             collect_free(coll);
-            destroy::<Endless>(instance);
+            destroy(instance);
         }
     }
 }

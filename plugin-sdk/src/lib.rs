@@ -3,18 +3,27 @@
 //! `Sink` traits.
 //!
 //! Third parties compile against this crate, so it stays small: serde, serde_json,
-//! async-trait, thiserror and pollster (a dependency-free `block_on` for the plugin side).
+//! async-trait, thiserror, pollster (a dependency-free `block_on` for the plugin side),
+//! serde_path_to_error (settings errors with key paths), humantime-serde (durations in
+//! settings) and tempfile (atomic writes).
 //! Tokio comes only with the `tokio` feature, for [`with_tokio`].
 
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod factory;
+pub mod files;
 pub mod input;
 pub mod provider;
 pub mod report;
 pub mod schema;
 pub mod sink;
 
+pub use factory::{
+    parse_settings, DeliveryPolicy, DynProviderFactory, DynSinkFactory, DynStateBackendFactory,
+    ProviderFactory, ReportSink, SettingsError, SinkConfig, SinkFactory, SinkPart, StateBackend,
+    StateBackendFactory, StateStore,
+};
 pub use provider::{
     CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Scope,
 };

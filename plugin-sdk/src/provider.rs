@@ -198,16 +198,9 @@ impl ProviderError {
 }
 
 /// A source of live resources: a cloud API client, an inventory reader, a third-party plugin.
+/// Built, already configured, by its [`ProviderFactory`](crate::ProviderFactory).
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Describes the provider.
-    fn info(&self) -> ProviderInfo;
-
-    /// Applies the provider's config entry (TOML converted to JSON, without `kind`, `name`
-    /// and `enabled`). The host adds `config_dir`, the config file's folder, against which
-    /// relative paths are resolved. Errors name the offending key in `path`.
-    fn configure(&mut self, config: &Value) -> Result<(), ProviderError>;
-
     /// Lists live resources, emitting them in batches of at most `ctx.batch_size`, and
     /// reports which scopes were listed completely.
     async fn collect(

@@ -7,8 +7,9 @@
 //! `cargo bench -p driftwatch-tests --bench aws_5k` runs the full size (median of 3);
 //! `cargo test` runs it once at 150 resources as a smoke test. DRIFTWATCH_BENCH_N overrides.
 
-use driftwatch_plugin_sdk::{CollectContext, Emit, Provider, ProviderError, Resource};
-use driftwatch_provider_aws::AwsProvider;
+use driftwatch_plugin_sdk::DynProviderFactory;
+use driftwatch_plugin_sdk::{CollectContext, Emit, ProviderError, Resource};
+use driftwatch_provider_aws::AwsFactory;
 use driftwatch_tests::moto::Moto;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -73,14 +74,14 @@ fn main() {
     let mut calls = 0;
     let mut listed = Count::default();
     for _ in 0..runs {
-        let mut p = AwsProvider::default();
-        p.configure(&json!({
-            "regions": REGIONS,
-            "endpoint_url": moto.endpoint,
-            // The baseline does not rate-limit; neither does this run (see docs/aws.md).
-            "rate_limit": 100000,
-        }))
-        .unwrap();
+        let p = AwsFactory
+            .create(&json!({
+                "regions": REGIONS,
+                "endpoint_url": moto.endpoint,
+                // The baseline does not rate-limit; neither does this run (see docs/aws.md).
+                "rate_limit": 100000,
+            }))
+            .unwrap();
         let mut out = Count::default();
         let started = Instant::now();
         let report = rt

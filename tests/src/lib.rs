@@ -53,7 +53,7 @@ pub fn scan_config(dir: &Path, text: &str) -> ScanReport {
     let path = dir.join("driftwatch.toml");
     std::fs::write(&path, text).unwrap();
     let config = Config::parse(&path, text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
+    let prepared = scan::prepare(config, &driftwatch::components(), &[]).unwrap();
     let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(scan::run(prepared, &hidden)).unwrap().report
@@ -148,4 +148,25 @@ pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
         headers,
         body,
     })
+}
+
+/// The state backends of a scan whose `[iac.<scheme>]` table is `settings`, built through
+/// the binary's own factories.
+pub fn backends(
+    scheme: &str,
+    settings: serde_json::Value,
+) -> driftwatch_core::iac::remote::Backends {
+    let components = driftwatch::components();
+    let factory = components.backend(scheme).expect("a built-in backend");
+    let backend = factory
+        .create(Some(&settings), Path::new("."))
+        .expect("valid backend settings");
+    [(scheme.to_string(), backend)].into_iter().collect()
+}
+
+/// A remote state location, parsed as `[iac] states` entries are.
+pub fn location(url: &str) -> driftwatch_core::iac::remote::RemoteLocation {
+    driftwatch_core::iac::remote::parse_location(url, &driftwatch::components())
+        .expect("a valid location")
+        .expect("a remote location")
 }

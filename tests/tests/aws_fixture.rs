@@ -2,10 +2,9 @@
 //! on demand and fails on demand: every page is followed, throttling is retried, and a
 //! listing that keeps failing marks only its own scope incomplete.
 
-use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, Resource,
-};
-use driftwatch_provider_aws::AwsProvider;
+use driftwatch_plugin_sdk::DynProviderFactory;
+use driftwatch_plugin_sdk::{CollectContext, CollectReport, Emit, ProviderError, Resource};
+use driftwatch_provider_aws::AwsFactory;
 use driftwatch_tests::aws_fixture::{AwsFixture, Spec};
 use driftwatch_tests::moto::Moto;
 use serde_json::{json, Value};
@@ -33,8 +32,7 @@ fn collect(endpoint: &str, max_attempts: u32) -> (Vec<Resource>, CollectReport) 
 
 fn collect_with(config: Value) -> Result<(Vec<Resource>, CollectReport), ProviderError> {
     Moto::fake_credentials();
-    let mut p = AwsProvider::default();
-    p.configure(&config).unwrap();
+    let p = AwsFactory.create(&config).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut out = Gather::default();
     let report = rt.block_on(p.collect(&CollectContext::new(100), &mut out))?;

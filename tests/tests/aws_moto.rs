@@ -376,7 +376,7 @@ fn scan_now(dir: &Path, endpoint: &str, rt: &tokio::runtime::Runtime) -> ScanRep
     let path = dir.join("driftwatch.toml");
     std::fs::write(&path, &text).unwrap();
     let config = Config::parse(&path, &text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
+    let prepared = scan::prepare(config, &driftwatch::components(), &[]).unwrap();
     let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
     rt.block_on(scan::run(prepared, &hidden)).unwrap().report
 }

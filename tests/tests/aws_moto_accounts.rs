@@ -4,10 +4,9 @@
 
 use aws_config::{BehaviorVersion, Region};
 use driftwatch_core::config::Config;
-use driftwatch_core::iac::remote::{load, parse_location, Backends};
+use driftwatch_core::iac::remote::load;
 use driftwatch_core::scan;
 use driftwatch_plugin_sdk::{FindingKind, ScanReport};
-use driftwatch_provider_aws::state::S3BackendConfig;
 use driftwatch_tests::moto::Moto;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use serde_json::json;
@@ -43,7 +42,7 @@ fn scan_with(dir: &Path, text: &str, rt: &tokio::runtime::Runtime) -> ScanReport
     let path = dir.join("driftwatch.toml");
     std::fs::write(&path, text).unwrap();
     let config = Config::parse(&path, text, &|_| None).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
+    let prepared = scan::prepare(config, &driftwatch::components(), &[]).unwrap();
     let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
     rt.block_on(scan::run(prepared, &hidden)).unwrap().report
 }
@@ -82,19 +81,12 @@ fn states_are_read_from_s3_locations() {
                 .unwrap();
         }
     });
-    let backend = Backends {
-        s3: S3BackendConfig {
-            endpoint_url: Some(moto.endpoint.clone()),
-            region: Some("us-east-1".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let backend = driftwatch_tests::backends(
+        "s3",
+        json!({"endpoint_url": moto.endpoint, "region": "us-east-1"}),
+    );
     let read = |urls: &[&str]| {
-        let locs: Vec<_> = urls
-            .iter()
-            .map(|u| parse_location(u).unwrap().unwrap())
-            .collect();
+        let locs: Vec<_> = urls.iter().map(|u| driftwatch_tests::location(u)).collect();
         rt.block_on(load(&locs, &backend))
     };
     let files = read(&["s3://acme-tfstate/envs/**/*.tfstate"]).unwrap();

@@ -4,10 +4,11 @@
 //! finding, every `nextLink` is followed, 429 is retried after `Retry-After`, and a listing
 //! that keeps failing leaves its scope incomplete instead of calling resources missing.
 
+use driftwatch_plugin_sdk::DynProviderFactory;
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, FindingKind, Provider, ProviderError, Resource, ScanReport,
+    CollectContext, CollectReport, Emit, FindingKind, ProviderError, Resource, ScanReport,
 };
-use driftwatch_provider_azure::AzureProvider;
+use driftwatch_provider_azure::AzureFactory;
 use driftwatch_tests::arm_fixture::{
     storage_account, terraform_state as state, ArmFixture, ArmSpec, RG1, RG2, SUBSCRIPTION,
 };
@@ -167,8 +168,7 @@ fn collect(
         .as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let mut p = AzureProvider::default();
-    p.configure(&config)?;
+    let p = AzureFactory.create(&config)?;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut out = Gather::default();
     let report = rt.block_on(p.collect(&CollectContext::new(100), &mut out))?;
@@ -262,12 +262,12 @@ fn bad_credentials_fail_the_provider_with_the_reason() {
         ..ArmSpec::examples()
     });
     ArmFixture::credentials_env();
-    let mut p = AzureProvider::default();
-    p.configure(
-        &json!({"endpoint": fixture.endpoint, "authority_host": fixture.endpoint,
+    let p = AzureFactory
+        .create(
+            &json!({"endpoint": fixture.endpoint, "authority_host": fixture.endpoint,
         "subscriptions": [SUBSCRIPTION], "max_attempts": 1}),
-    )
-    .unwrap();
+        )
+        .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt
         .block_on(p.collect(&CollectContext::new(100), &mut Gather::default()))
@@ -293,8 +293,8 @@ fn subscriptions_are_listed_when_none_is_configured() {
     );
     let fixture = ArmFixture::start(spec);
     ArmFixture::credentials_env();
-    let mut p = AzureProvider::default();
-    p.configure(&json!({"endpoint": fixture.endpoint, "authority_host": fixture.endpoint}))
+    let p = AzureFactory
+        .create(&json!({"endpoint": fixture.endpoint, "authority_host": fixture.endpoint}))
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut out = Gather::default();
@@ -337,11 +337,14 @@ fn a_next_link_to_another_host_is_refused_not_followed() {
 
 #[test]
 fn a_subscription_listed_twice_is_a_config_error() {
-    let mut p = AzureProvider::default();
-    let err = p
-        .configure(&json!({"subscriptions": ["abc", "ABC"]}))
-        .unwrap_err();
+    let err = AzureFactory
+        .create(&json!({"subscriptions": ["abc", "ABC"]}))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("subscriptions[1]"), "{err}");
-    let err = p.configure(&json!({"concurrency": 100000})).unwrap_err();
+    let err = AzureFactory
+        .create(&json!({"concurrency": 100000}))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("concurrency"), "{err}");
 }

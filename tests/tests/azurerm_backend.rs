@@ -4,8 +4,7 @@
 
 use azure_storage::{CloudLocation, StorageCredentials};
 use azure_storage_blobs::prelude::ClientBuilder;
-use driftwatch_core::iac::remote::{load, parse_location, Backends};
-use driftwatch_provider_azure::state::AzurermBackendConfig;
+use driftwatch_core::iac::remote::load;
 use driftwatch_tests::arm_fixture::{terraform_state, ArmFixture, ArmSpec};
 use driftwatch_tests::azurite::{Azurite, ACCOUNT, KEY};
 use driftwatch_tests::scan_config;
@@ -46,16 +45,11 @@ fn states_are_read_from_blob_storage() {
                 .unwrap();
         }
     });
-    let backends = Backends {
-        azurerm: AzurermBackendConfig {
-            endpoint: Some(azurite.endpoint_template()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let backends =
+        driftwatch_tests::backends("azurerm", json!({"endpoint": azurite.endpoint_template()}));
     let glob = format!("azurerm://{ACCOUNT}/tfstate/envs/**/*.tfstate");
     let files = rt
-        .block_on(load(&[parse_location(&glob).unwrap().unwrap()], &backends))
+        .block_on(load(&[driftwatch_tests::location(&glob)], &backends))
         .unwrap();
     let got: Vec<(&str, usize)> = files
         .iter()
@@ -93,10 +87,7 @@ fn states_are_read_from_blob_storage() {
     // A state that is not there.
     let missing = format!("azurerm://{ACCOUNT}/tfstate/envs/prod/gone.tfstate");
     let err = rt
-        .block_on(load(
-            &[parse_location(&missing).unwrap().unwrap()],
-            &backends,
-        ))
+        .block_on(load(&[driftwatch_tests::location(&missing)], &backends))
         .unwrap_err()
         .to_string();
     assert!(err.contains(&missing), "{err}");

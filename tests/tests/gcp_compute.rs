@@ -476,8 +476,7 @@ fn a_refused_credential_fails_the_provider_without_calling_compute() {
 
 #[test]
 fn bad_settings_are_config_errors() {
-    use driftwatch_plugin_sdk::Provider;
-    let mut p = driftwatch_provider_gcp::GcpProvider::default();
+    use driftwatch_plugin_sdk::DynProviderFactory;
     for (settings, path) in [
         (json!({}), "projects"),
         (json!({"projects": ["a-1", "a-1"]}), "projects[1]"),
@@ -494,8 +493,8 @@ fn bad_settings_are_config_errors() {
         ),
         (json!({"projects": ["p"], "region": "x"}), "region"),
     ] {
-        match p.configure(&settings) {
-            Err(driftwatch_plugin_sdk::ProviderError::Config { path: got, .. }) => {
+        match driftwatch_provider_gcp::GcpFactory.create(&settings).err() {
+            Some(driftwatch_plugin_sdk::ProviderError::Config { path: got, .. }) => {
                 assert_eq!(got, path, "{settings}")
             }
             other => panic!("{settings}: expected a config error at {path}, got {other:?}"),

@@ -2,22 +2,17 @@
 //! through the Cloud Storage gateway (gRPC listing, HTTP media download), and a whole scan
 //! whose state lives there; the gcp provider as a plugin, through the C ABI.
 
-use driftwatch_core::iac::remote::{load, parse_location, Backends};
-use driftwatch_provider_gcp::state::GcsBackendConfig;
+use driftwatch_core::iac::remote::{load, Backends};
 use driftwatch_tests::gce_fixture::{bucket_state, terraform_state, GceFixture, GceSpec, PROJECT};
 use driftwatch_tests::gcs::{BucketSeed, GcsEmulator, GcsGateway};
 use driftwatch_tests::{plugin_lib, scan_config};
 use serde_json::json;
 
 fn backends(gateway: &GcsGateway) -> Backends {
-    Backends {
-        gcs: GcsBackendConfig {
-            endpoint: Some(gateway.endpoint.clone()),
-            anonymous: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
+    driftwatch_tests::backends(
+        "gcs",
+        json!({"endpoint": gateway.endpoint, "anonymous": true}),
+    )
 }
 
 fn empty_state(serial: u64) -> Vec<u8> {
@@ -42,9 +37,7 @@ fn a_glob_reads_exactly_the_matching_objects_and_a_missing_one_says_so() {
     // One object a page: the listing must follow its page tokens.
     let gateway = GcsGateway::start(&emulator, 1);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let loc = parse_location("gcs://acme-tfstate/envs/**/*.tfstate")
-        .unwrap()
-        .unwrap();
+    let loc = driftwatch_tests::location("gcs://acme-tfstate/envs/**/*.tfstate");
     let files = rt.block_on(load(&[loc], &backends(&gateway))).unwrap();
     let sources: Vec<&str> = files.iter().map(|f| &f.source[..]).collect();
     assert_eq!(
@@ -57,9 +50,7 @@ fn a_glob_reads_exactly_the_matching_objects_and_a_missing_one_says_so() {
     // 3 objects under envs/ at one a page, and two downloads.
     assert_eq!(gateway.calls(), 3 + 2);
 
-    let missing = parse_location("gcs://acme-tfstate/envs/dev/default.tfstate")
-        .unwrap()
-        .unwrap();
+    let missing = driftwatch_tests::location("gcs://acme-tfstate/envs/dev/default.tfstate");
     let err = rt
         .block_on(load(&[missing], &backends(&gateway)))
         .unwrap_err()
@@ -70,9 +61,7 @@ fn a_glob_reads_exactly_the_matching_objects_and_a_missing_one_says_so() {
     );
     assert!(err.contains("404"), "{err}");
 
-    let bad = parse_location("gcs://acme-tfstate/envs/prod/notes.txt")
-        .unwrap()
-        .unwrap();
+    let bad = driftwatch_tests::location("gcs://acme-tfstate/envs/prod/notes.txt");
     let err = rt
         .block_on(load(&[bad], &backends(&gateway)))
         .unwrap_err()

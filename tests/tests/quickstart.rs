@@ -13,7 +13,7 @@ fn scan_config(path: &Path, out: &Path) -> ScanReport {
     let out = out.display().to_string();
     let lookup = move |k: &str| (k == "DRIFTWATCH_OUT").then(|| out.clone());
     let config = Config::parse(path, &text, &lookup).unwrap();
-    let prepared = scan::prepare(config, &[]).unwrap();
+    let prepared = scan::prepare(config, &driftwatch::components(), &[]).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hidden = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
     let outcome = rt.block_on(scan::run(prepared, &hidden)).unwrap();

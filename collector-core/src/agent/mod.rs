@@ -11,9 +11,9 @@
 pub mod http;
 pub mod store;
 
+use crate::components::{Components, SinkSetup};
 use crate::config::{ComponentEntry, Config};
 use crate::deliver::{events, ConfiguredSink, Delivery, SinkReport};
-use crate::registry::SinkSetup;
 use crate::scan;
 use driftwatch_plugin_sdk::{EventKind, SinkEvent};
 use std::collections::BTreeMap;
@@ -87,6 +87,8 @@ pub struct Shared {
     pub started: Instant,
     /// Config reloads applied and refused.
     pub reloads: Mutex<(u64, u64)>,
+    /// The parts this build offers.
+    pub components: Components,
 }
 
 impl Shared {
@@ -100,9 +102,12 @@ impl Shared {
 }
 
 /// Checks a config completely (the same checks as `validate`) and returns its sinks.
-fn check(path: &Path) -> Result<(Config, Vec<ConfiguredSink>), AgentError> {
+fn check(
+    path: &Path,
+    components: &Components,
+) -> Result<(Config, Vec<ConfiguredSink>), AgentError> {
     let config = Config::load(path)?;
-    let prepared = scan::prepare(config.clone(), &[])?;
+    let prepared = scan::prepare(config.clone(), components, &[])?;
     let sinks = prepared
         .sinks
         .into_iter()
@@ -145,7 +150,8 @@ async fn scan_provider(
     let mut cfg = config.clone();
     cfg.providers = vec![entry.clone()];
     cfg.sinks = Vec::new();
-    let prepared = tokio::task::spawn_blocking(move || scan::prepare(cfg, &[]))
+    let components = shared.components.clone();
+    let prepared = tokio::task::spawn_blocking(move || scan::prepare(cfg, &components, &[]))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -335,10 +341,10 @@ async fn wind_down(
     }
 }
 
-/// Runs the agent until SIGTERM or SIGINT.
-pub async fn run(config_path: PathBuf) -> Result<(), AgentError> {
+/// Runs the agent with the parts in `components` until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf, components: Components) -> Result<(), AgentError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (config, sinks) = check(&config_path)?;
+    let (config, sinks) = check(&config_path, &components)?;
     let state_path = config.dir.join(&config.agent.state);
     let store = Store::open(&state_path)?;
     let delivery = Delivery::start(sinks, &config.spool_root())?;
@@ -349,6 +355,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AgentError> {
         delivery_error: Mutex::new(None),
         started: Instant::now(),
         reloads: Mutex::new((0, 0)),
+        components,
     });
     let listener = tokio::net::TcpListener::bind(&config.agent.listen)
         .await
@@ -383,7 +390,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), AgentError> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                match check(&config_path) {
+                match check(&config_path, &shared.components) {
                     Err(e) => {
                         shared.reloads.lock().unwrap().1 += 1;
                         tracing::error!(error = %e, "config reload refused; the running config stays");

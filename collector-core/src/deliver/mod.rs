@@ -13,7 +13,7 @@ pub mod events;
 pub mod spool;
 
 use driftwatch_plugin_sdk::{Sink, SinkError, SinkEvent};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use spool::{Segment, Spool, SpoolError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,81 +23,22 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-/// How one sink's events are queued, batched and retried: the keys every `[[sinks]]`
-/// entry accepts besides its kind's own.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryPolicy {
-    /// Events per request, at most the sink's own limit (0: the sink's limit).
-    #[serde(default)]
-    pub batch_size: usize,
-    /// Accepted for older configs and unused: events are no longer held in memory, they
-    /// are spooled before `publish` returns.
-    #[serde(default = "default_queue")]
-    pub queue_capacity: usize,
-    /// First retry delay; it doubles per failed attempt.
-    #[serde(default = "default_initial", with = "humantime_serde")]
-    pub retry_initial: Duration,
-    /// Longest retry delay from backoff (a receiver's Retry-After may ask for more).
-    #[serde(default = "default_retry_max", with = "humantime_serde")]
-    pub retry_max: Duration,
-    /// How long `scan` keeps trying before it exits and leaves the rest in the spool.
-    #[serde(default = "default_flush", with = "humantime_serde")]
-    pub flush_timeout: Duration,
-    /// Largest spool on disk in bytes (0: unlimited); past it new batches are refused,
-    /// counted as dropped, and `publish` fails.
-    #[serde(default = "default_spool_bytes")]
-    pub max_spool_bytes: u64,
-}
-
-fn default_queue() -> usize {
-    10_000
-}
-fn default_initial() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_retry_max() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_flush() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_spool_bytes() -> u64 {
-    1 << 30
-}
-
-/// The keys of [`DeliveryPolicy`], split off an entry before its kind parses the rest.
-pub const POLICY_KEYS: &[&str] = &[
-    "batch_size",
-    "queue_capacity",
-    "retry_initial",
-    "retry_max",
-    "flush_timeout",
-    "max_spool_bytes",
-];
-
-impl Default for DeliveryPolicy {
-    fn default() -> Self {
-        serde_json::from_value(serde_json::json!({})).expect("every key has a default")
-    }
-}
+pub use driftwatch_plugin_sdk::factory::DeliveryPolicy;
 
 // Retry-After beyond this is treated as this: a receiver's typo must not park a sink for
 // days.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 
-impl DeliveryPolicy {
-    /// The delay before attempt `attempt + 1`, after `attempt` failures: exponential from
-    /// `retry_initial`, capped at `retry_max`, with equal jitter so a fleet of agents
-    /// does not retry in step.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .retry_initial
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let cap = exp.min(self.retry_max);
-        let half = cap / 2;
-        half + half.mul_f64(fastrand::f64())
-    }
+/// The delay before attempt `attempt + 1`, after `attempt` failures: exponential from
+/// `retry_initial`, capped at `retry_max`, with equal jitter so a fleet of agents does not
+/// retry in step.
+pub fn backoff(policy: &DeliveryPolicy, attempt: u32) -> Duration {
+    let exp = policy
+        .retry_initial
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let cap = exp.min(policy.retry_max);
+    let half = cap / 2;
+    half + half.mul_f64(fastrand::f64())
 }
 
 /// How a sink is doing, for health checks and the scan's summary.
@@ -587,9 +528,7 @@ impl Worker {
                         }) => {
                             stats.failed.fetch_add(1, Ordering::Relaxed);
                             attempts += 1;
-                            let wait = self
-                                .policy
-                                .backoff(attempts)
+                            let wait = backoff(&self.policy, attempts)
                                 .max(retry_after.unwrap_or_default().min(RETRY_AFTER_CAP));
                             tracing::warn!(sink = %name, error = %message, attempt = attempts, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
                             next_try = Instant::now() + wait;
@@ -1002,13 +941,13 @@ mod tests {
             ..Default::default()
         };
         for _ in 0..50 {
-            let d1 = p.backoff(1);
+            let d1 = backoff(&p, 1);
             assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-            let d3 = p.backoff(3);
+            let d3 = backoff(&p, 3);
             assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
-            let d9 = p.backoff(9);
+            let d9 = backoff(&p, 9);
             assert!(d9 >= Duration::from_millis(500) && d9 <= Duration::from_millis(1000));
-            assert!(p.backoff(u32::MAX) <= Duration::from_millis(1000));
+            assert!(backoff(&p, u32::MAX) <= Duration::from_millis(1000));
         }
     }
 

@@ -356,7 +356,7 @@ impl Spool {
     /// the sink, and whatever was spooled meanwhile is then sent.
     pub fn disable(&self, reason: &str) -> Result<(), SpoolError> {
         let m = self.marker();
-        driftwatch_sink_file::write_atomic(&m, reason.as_bytes()).map_err(io(&m))
+        driftwatch_plugin_sdk::files::write_atomic(&m, reason.as_bytes()).map_err(io(&m))
     }
 }
 

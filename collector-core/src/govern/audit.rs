@@ -478,7 +478,7 @@ impl AuditLog {
             pending,
         }
         .line();
-        driftwatch_sink_file::write_atomic(&cp, line.as_bytes()).map_err(|e| AuditError {
+        driftwatch_plugin_sdk::files::write_atomic(&cp, line.as_bytes()).map_err(|e| AuditError {
             path: cp.clone(),
             message: format!("cannot write the checkpoint: {e}"),
         })

@@ -8,7 +8,7 @@ pub mod native;
 use async_trait::async_trait;
 use driftwatch_plugin_sdk::abi::CollectMessage;
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo,
+    CollectContext, CollectReport, DynProviderFactory, Emit, Provider, ProviderError, ProviderInfo,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -259,20 +259,41 @@ impl Plugin {
             backoff: Arc::default(),
         })
     }
+}
 
-    /// A provider backed by this plugin (configure it before collecting).
-    pub fn provider(&self) -> PluginProvider {
-        PluginProvider {
-            plugin: self.clone(),
-            config: None,
+/// A loaded plugin is the factory of its providers: `create` checks the config in a
+/// plugin instance right away, so `validate` reports a bad config before any scan.
+impl DynProviderFactory for Plugin {
+    fn info(&self) -> ProviderInfo {
+        self.info.clone()
+    }
+
+    fn create(&self, config: &serde_json::Value) -> Result<Box<dyn Provider>, ProviderError> {
+        // An isolated plugin checks it in a short-lived process of its own.
+        match &self.library {
+            Some(lib) => drop(lib.create(config).map_err(ProviderError::from)?),
+            None => {
+                let mut s = isolated::Session::spawn(
+                    &isolated::current_exe(),
+                    &self.path,
+                    &self.name,
+                    self.timeout,
+                )
+                .map_err(ProviderError::from)?;
+                s.create(config).map_err(ProviderError::from)?;
+            }
         }
+        Ok(Box::new(PluginProvider {
+            plugin: self.clone(),
+            config: config.clone(),
+        }))
     }
 }
 
-/// A provider whose work is done by a plugin.
+/// A provider whose work is done by a plugin, with the config it was created with.
 pub struct PluginProvider {
     plugin: Plugin,
-    config: Option<serde_json::Value>,
+    config: serde_json::Value,
 }
 
 /// One collection, whichever way the plugin runs.
@@ -354,40 +375,16 @@ impl PluginProvider {
 
 #[async_trait]
 impl Provider for PluginProvider {
-    fn info(&self) -> ProviderInfo {
-        self.plugin.info.clone()
-    }
-
-    fn configure(&mut self, config: &serde_json::Value) -> Result<(), ProviderError> {
-        // Create an instance now, so `validate` reports a bad config before any scan; an
-        // isolated plugin does it in a short-lived process of its own.
-        match &self.plugin.library {
-            Some(lib) => drop(lib.create(config).map_err(ProviderError::from)?),
-            None => {
-                let p = &self.plugin;
-                let mut s =
-                    isolated::Session::spawn(&isolated::current_exe(), &p.path, &p.name, p.timeout)
-                        .map_err(ProviderError::from)?;
-                s.create(config).map_err(ProviderError::from)?;
-            }
-        }
-        self.config = Some(config.clone());
-        Ok(())
-    }
-
     async fn collect(
         &self,
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
         self.check_backoff()?;
-        let config = self
-            .config
-            .clone()
-            .ok_or_else(|| ProviderError::other("plugin provider used before configure"))?;
+        let config = self.config.clone();
         let this = PluginProvider {
             plugin: self.plugin.clone(),
-            config: None,
+            config: serde_json::Value::Null,
         };
         let batch_size = ctx.batch_size;
         let cancel = ctx.clone();

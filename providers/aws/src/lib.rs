@@ -36,10 +36,10 @@ pub mod state;
 use async_trait::async_trait;
 use client::{Clients, Counter, Limiter};
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
+    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderFactory, ProviderInfo,
+    Resource, Scope,
 };
 use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
 
 pub use client::{sdk_config, Connect, Identity};
@@ -128,10 +128,14 @@ impl AwsConfig {
     }
 }
 
-/// The AWS provider.
-#[derive(Debug, Default)]
+/// Builds `aws` providers (`kind = "aws"`) from their config table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AwsFactory;
+
+/// The AWS provider: lists the configured accounts and regions.
+#[derive(Debug)]
 pub struct AwsProvider {
-    config: Option<AwsConfig>,
+    config: AwsConfig,
 }
 
 /// What one listing produced.
@@ -193,8 +197,9 @@ pub(crate) fn api_error(op: &str, e: impl std::error::Error) -> String {
     msg
 }
 
-#[async_trait]
-impl Provider for AwsProvider {
+impl ProviderFactory for AwsFactory {
+    type Config = AwsConfig;
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             name: "aws".into(),
@@ -208,9 +213,7 @@ impl Provider for AwsProvider {
         }
     }
 
-    fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let cfg: AwsConfig =
-            serde_json::from_value(config.clone()).map_err(|e| ProviderError::from_settings(&e))?;
+    fn validate(&self, cfg: &AwsConfig) -> Result<(), ProviderError> {
         ProviderError::check_positive(&[
             ("concurrency", cfg.concurrency.map(|c| c as u64)),
             ("rate_limit", cfg.rate_limit.map(u64::from)),
@@ -230,10 +233,16 @@ impl Provider for AwsProvider {
                 });
             }
         }
-        self.config = Some(cfg);
         Ok(())
     }
 
+    fn build(&self, config: AwsConfig) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(AwsProvider { config }))
+    }
+}
+
+#[async_trait]
+impl Provider for AwsProvider {
     async fn collect(
         &self,
         ctx: &CollectContext,
@@ -250,10 +259,7 @@ impl AwsProvider {
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        let cfg = self
-            .config
-            .clone()
-            .ok_or_else(|| ProviderError::other("the aws provider was not configured"))?;
+        let cfg = self.config.clone();
         let counter = Counter::default();
         let limiter = Limiter::new(cfg.rate_limit);
         let concurrency = cfg.concurrency.unwrap_or(4);

@@ -3,7 +3,11 @@
 
 use crate::api_error;
 use crate::client::{sdk_config, Connect, Identity};
+use async_trait::async_trait;
+use driftwatch_plugin_sdk::factory::BackendError;
+use driftwatch_plugin_sdk::{StateBackend, StateBackendFactory, StateStore};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// `[iac.s3]`: where and as whom the S3 state backend reads.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -101,5 +105,46 @@ impl S3States {
             message: format!("reading s3://{bucket}/{key}: {e}"),
         })?;
         Ok(body.into_bytes().to_vec())
+    }
+}
+
+/// Builds the `s3://` state backend from `[iac.s3]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct S3BackendFactory;
+
+/// The `s3://` state backend: connects with `[iac.s3]`'s credentials when a scan reads.
+struct S3Backend(S3BackendConfig);
+
+impl StateBackendFactory for S3BackendFactory {
+    type Config = S3BackendConfig;
+
+    fn scheme(&self) -> &'static str {
+        "s3"
+    }
+
+    fn build(&self, config: S3BackendConfig) -> Arc<dyn StateBackend> {
+        Arc::new(S3Backend(config))
+    }
+}
+
+#[async_trait]
+impl StateBackend for S3Backend {
+    async fn connect(&self, _account: Option<&str>) -> Result<Arc<dyn StateStore>, BackendError> {
+        Ok(Arc::new(S3States::connect(&self.0).await))
+    }
+}
+
+#[async_trait]
+impl StateStore for S3States {
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, BackendError> {
+        S3States::list(self, bucket, prefix)
+            .await
+            .map_err(|e| BackendError(e.message))
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, BackendError> {
+        S3States::get(self, bucket, key)
+            .await
+            .map_err(|e| BackendError(e.message))
     }
 }

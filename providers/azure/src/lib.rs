@@ -17,7 +17,8 @@ pub mod state;
 use arm::{describe, Arm};
 use async_trait::async_trait;
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
+    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderFactory, ProviderInfo,
+    Resource, Scope,
 };
 use driftwatch_provider_inventory::azure::map_arm_object;
 use futures::StreamExt;
@@ -225,10 +226,14 @@ impl Listing {
     }
 }
 
+/// Builds `azure` providers (`kind = "azure"`) from their config table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AzureFactory;
+
 /// The Azure provider.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AzureProvider {
-    config: Option<AzureConfig>,
+    config: AzureConfig,
 }
 
 fn scope(subscription: Option<&str>, ty: &str, error: Option<String>) -> Scope {
@@ -242,8 +247,9 @@ fn scope(subscription: Option<&str>, ty: &str, error: Option<String>) -> Scope {
     }
 }
 
-#[async_trait]
-impl Provider for AzureProvider {
+impl ProviderFactory for AzureFactory {
+    type Config = AzureConfig;
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             name: "azure".into(),
@@ -253,9 +259,7 @@ impl Provider for AzureProvider {
         }
     }
 
-    fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let cfg: AzureConfig =
-            serde_json::from_value(config.clone()).map_err(|e| ProviderError::from_settings(&e))?;
+    fn validate(&self, cfg: &AzureConfig) -> Result<(), ProviderError> {
         ProviderError::check_positive(&[
             ("concurrency", cfg.concurrency.map(|c| c as u64)),
             ("rate_limit", cfg.rate_limit.map(u64::from)),
@@ -293,10 +297,16 @@ impl Provider for AzureProvider {
                 });
             }
         }
-        self.config = Some(cfg);
         Ok(())
     }
 
+    fn build(&self, config: AzureConfig) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(AzureProvider { config }))
+    }
+}
+
+#[async_trait]
+impl Provider for AzureProvider {
     async fn collect(
         &self,
         ctx: &CollectContext,
@@ -313,10 +323,7 @@ impl AzureProvider {
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        let cfg = self
-            .config
-            .clone()
-            .ok_or_else(|| ProviderError::other("the azure provider was not configured"))?;
+        let cfg = self.config.clone();
         let arm = Arm::connect(&cfg).map_err(|message| ProviderError::Input {
             source_name: "azure".into(),
             message,

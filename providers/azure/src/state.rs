@@ -5,10 +5,14 @@
 //! Terraform's azurerm backend reads, else Azure AD through the `AZURE_*` credential chain.
 
 use crate::arm::{credential, describe};
+use async_trait::async_trait;
 use azure_storage::{CloudLocation, StorageCredentials};
 use azure_storage_blobs::prelude::{BlobServiceClient, ClientBuilder};
+use driftwatch_plugin_sdk::factory::BackendError;
+use driftwatch_plugin_sdk::{StateBackend, StateBackendFactory, StateStore};
 use futures::StreamExt;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// `[iac.azurerm]`: where and as whom the azurerm state backend reads.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,5 +129,69 @@ impl AzureStates {
                     describe(&e)
                 ))
             })
+    }
+}
+
+/// Builds the `azurerm://` state backend from `[iac.azurerm]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AzurermBackendFactory;
+
+/// The `azurerm://` state backend: one client per storage account a location names.
+struct AzurermBackend(AzurermBackendConfig);
+
+impl StateBackendFactory for AzurermBackendFactory {
+    type Config = AzurermBackendConfig;
+
+    fn scheme(&self) -> &'static str {
+        "azurerm"
+    }
+
+    fn split_account<'a>(&self, rest: &'a str) -> Result<(Option<String>, &'a str), String> {
+        let (account, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = (3..=24).contains(&account.len())
+            && account
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !valid {
+            return Err(format!(
+                "{} is not a storage account name (3 to 24 lowercase letters and digits); \
+                 expected `azurerm://account/container/key.tfstate`",
+                driftwatch_plugin_sdk::input::quote_input(account)
+            ));
+        }
+        Ok((Some(account.to_string()), rest))
+    }
+
+    fn example(&self) -> String {
+        "azurerm://account/container/key.tfstate".into()
+    }
+
+    fn build(&self, config: AzurermBackendConfig) -> Arc<dyn StateBackend> {
+        Arc::new(AzurermBackend(config))
+    }
+}
+
+#[async_trait]
+impl StateBackend for AzurermBackend {
+    async fn connect(&self, account: Option<&str>) -> Result<Arc<dyn StateStore>, BackendError> {
+        let account = account.ok_or_else(|| BackendError("no storage account named".into()))?;
+        AzureStates::connect(&self.0, account)
+            .map(|s| Arc::new(s) as Arc<dyn StateStore>)
+            .map_err(|e| BackendError(e.message))
+    }
+}
+
+#[async_trait]
+impl StateStore for AzureStates {
+    async fn list(&self, container: &str, prefix: &str) -> Result<Vec<String>, BackendError> {
+        AzureStates::list(self, container, prefix)
+            .await
+            .map_err(|e| BackendError(e.message))
+    }
+
+    async fn get(&self, container: &str, key: &str) -> Result<Vec<u8>, BackendError> {
+        AzureStates::get(self, container, key)
+            .await
+            .map_err(|e| BackendError(e.message))
     }
 }

@@ -18,7 +18,8 @@ pub mod state;
 use api::Gcp;
 use async_trait::async_trait;
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
+    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderFactory, ProviderInfo,
+    Resource, Scope,
 };
 use driftwatch_provider_inventory::gcp::{
     map_api_object, BUCKET, FIREWALL, INSTANCE, NETWORK, SUBNETWORK,
@@ -404,10 +405,14 @@ async fn list_buckets(
     Ok(out)
 }
 
+/// Builds `gcp` providers (`kind = "gcp"`) from their config table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcpFactory;
+
 /// The GCP provider.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct GcpProvider {
-    config: Option<GcpConfig>,
+    config: GcpConfig,
 }
 
 fn scope(job: &Job, error: Option<String>) -> Scope {
@@ -429,8 +434,9 @@ fn config_err(path: impl Into<String>, message: impl Into<String>) -> ProviderEr
     }
 }
 
-#[async_trait]
-impl Provider for GcpProvider {
+impl ProviderFactory for GcpFactory {
+    type Config = GcpConfig;
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             name: "gcp".into(),
@@ -440,9 +446,7 @@ impl Provider for GcpProvider {
         }
     }
 
-    fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let cfg: GcpConfig =
-            serde_json::from_value(config.clone()).map_err(|e| ProviderError::from_settings(&e))?;
+    fn validate(&self, cfg: &GcpConfig) -> Result<(), ProviderError> {
         ProviderError::check_positive(&[
             ("concurrency", cfg.concurrency.map(|c| c as u64)),
             ("rate_limit", cfg.rate_limit.map(u64::from)),
@@ -509,10 +513,16 @@ impl Provider for GcpProvider {
                 "`anonymous = true` and `credentials_file` exclude each other",
             ));
         }
-        self.config = Some(cfg);
         Ok(())
     }
 
+    fn build(&self, config: GcpConfig) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(GcpProvider { config }))
+    }
+}
+
+#[async_trait]
+impl Provider for GcpProvider {
     async fn collect(
         &self,
         ctx: &CollectContext,
@@ -553,10 +563,7 @@ impl GcpProvider {
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        let cfg = self
-            .config
-            .clone()
-            .ok_or_else(|| ProviderError::other("the gcp provider was not configured"))?;
+        let cfg = self.config.clone();
         let gcp = Gcp::connect(&cfg)
             .await
             .map_err(|message| ProviderError::Input {

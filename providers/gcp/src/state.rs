@@ -8,8 +8,14 @@
 //! backend reads.
 
 use crate::api::{attempts, control_client, credentials, storage_client, CredentialSource};
+use async_trait::async_trait;
+use driftwatch_plugin_sdk::factory::BackendError;
+use driftwatch_plugin_sdk::SettingsError;
+use driftwatch_plugin_sdk::{StateBackend, StateBackendFactory, StateStore};
 use google_cloud_storage::client::{Storage, StorageControl};
 use serde::Deserialize;
+use std::path::Path;
+use std::sync::Arc;
 
 /// `[iac.gcs]`: where and as whom the gcs state backend reads.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -122,5 +128,61 @@ impl GcsStates {
         })
         .await
         .map_err(|e| err(format!("reading the object: {e}")))
+    }
+}
+
+/// Builds the `gcs://` state backend from `[iac.gcs]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcsBackendFactory;
+
+/// The `gcs://` state backend: connects with `[iac.gcs]`'s credentials when a scan reads.
+struct GcsBackend(GcsBackendConfig);
+
+impl StateBackendFactory for GcsBackendFactory {
+    type Config = GcsBackendConfig;
+
+    fn scheme(&self) -> &'static str {
+        "gcs"
+    }
+
+    fn validate(
+        &self,
+        config: &mut GcsBackendConfig,
+        config_dir: &Path,
+    ) -> Result<(), SettingsError> {
+        // Relative to the config file, as every other path in it.
+        if let Some(f) = &config.credentials_file {
+            config.credentials_file = Some(config_dir.join(f).display().to_string());
+        }
+        Ok(())
+    }
+
+    fn build(&self, config: GcsBackendConfig) -> Arc<dyn StateBackend> {
+        Arc::new(GcsBackend(config))
+    }
+}
+
+#[async_trait]
+impl StateBackend for GcsBackend {
+    async fn connect(&self, _account: Option<&str>) -> Result<Arc<dyn StateStore>, BackendError> {
+        GcsStates::connect(&self.0)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn StateStore>)
+            .map_err(|e| BackendError(e.message))
+    }
+}
+
+#[async_trait]
+impl StateStore for GcsStates {
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, BackendError> {
+        GcsStates::list(self, bucket, prefix)
+            .await
+            .map_err(|e| BackendError(e.message))
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, BackendError> {
+        GcsStates::get(self, bucket, key)
+            .await
+            .map_err(|e| BackendError(e.message))
     }
 }

@@ -16,7 +16,8 @@ mod json;
 use async_trait::async_trait;
 use driftwatch_plugin_sdk::input::{clean_text, quote_input, read_regular_file};
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource, Scope,
+    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderFactory, ProviderInfo,
+    Resource, Scope,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
@@ -263,18 +264,45 @@ struct Settings {
     config_dir: Option<PathBuf>,
 }
 
-/// The `inventory` provider: reads export files named in its config.
-#[derive(Debug, Clone, Default)]
+/// Builds `inventory` providers (`kind = "inventory"`) from their config table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InventoryFactory;
+
+/// The `inventory` provider: reads the export files its config names.
+#[derive(Debug, Clone)]
 pub struct InventoryProvider {
-    settings: Option<Settings>,
+    settings: Settings,
+}
+
+impl ProviderFactory for InventoryFactory {
+    // The table is checked key by key by `parse_settings`, whose messages say what each
+    // key expects in terms of export formats and globs.
+    type Config = Value;
+
+    fn info(&self) -> ProviderInfo {
+        ProviderInfo {
+            name: "inventory".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            resource_types: Format::ALL
+                .iter()
+                .flat_map(|f| f.resource_types().iter().map(|t| t.to_string()))
+                .collect(),
+            config_schema: Some(InventoryProvider::config_schema()),
+        }
+    }
+
+    fn validate(&self, config: &Value) -> Result<(), ProviderError> {
+        parse_settings(config).map(|_| ())
+    }
+
+    fn build(&self, config: Value) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(InventoryProvider {
+            settings: parse_settings(&config)?,
+        }))
+    }
 }
 
 impl InventoryProvider {
-    /// An unconfigured provider (same as `Default`); call `configure` before `collect`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The JSON Schema of the provider's config table.
     pub fn config_schema() -> Value {
         json!({
@@ -488,32 +516,12 @@ fn parse_settings(config: &Value) -> Result<Settings, ProviderError> {
 
 #[async_trait]
 impl Provider for InventoryProvider {
-    fn info(&self) -> ProviderInfo {
-        ProviderInfo {
-            name: "inventory".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            resource_types: Format::ALL
-                .iter()
-                .flat_map(|f| f.resource_types().iter().map(|t| t.to_string()))
-                .collect(),
-            config_schema: Some(Self::config_schema()),
-        }
-    }
-
-    fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        self.settings = Some(parse_settings(config)?);
-        Ok(())
-    }
-
     async fn collect(
         &self,
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        let settings = self
-            .settings
-            .as_ref()
-            .ok_or_else(|| ProviderError::other("the inventory provider was not configured"))?;
+        let settings = &self.settings;
         let files = Self::files(settings)?;
         let mut reader = ExportReader::new(settings.format);
         for file in &files {

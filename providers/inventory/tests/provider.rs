@@ -3,8 +3,10 @@
 mod common;
 
 use common::data;
-use driftwatch_plugin_sdk::{CollectContext, Emit, Provider, ProviderError, Resource};
-use driftwatch_provider_inventory::{Format, InventoryProvider};
+use driftwatch_plugin_sdk::{
+    CollectContext, DynProviderFactory, Emit, Provider, ProviderError, Resource,
+};
+use driftwatch_provider_inventory::{Format, InventoryFactory};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -39,15 +41,13 @@ impl Emit for Recorder {
     }
 }
 
-fn configured(config: Value) -> InventoryProvider {
-    let mut p = InventoryProvider::default();
-    p.configure(&config).expect("valid config");
-    p
+fn configured(config: Value) -> Box<dyn Provider> {
+    InventoryFactory.create(&config).expect("valid config")
 }
 
 fn config_err(config: Value) -> (String, String) {
-    match InventoryProvider::default().configure(&config) {
-        Err(ProviderError::Config { path, message }) => (path, message),
+    match InventoryFactory.create(&config).err() {
+        Some(ProviderError::Config { path, message }) => (path, message),
         other => panic!("{config}: expected a config error, got {other:?}"),
     }
 }
@@ -69,7 +69,7 @@ fn dir_str(p: &Path) -> String {
 
 #[test]
 fn info_describes_the_provider() {
-    let info = InventoryProvider::default().info();
+    let info = InventoryFactory.info();
     assert_eq!(info.name, "inventory");
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(info.resource_types.len(), 18);
@@ -159,16 +159,6 @@ fn config_errors_name_the_key() {
         assert_eq!(p, path, "{config}");
         assert!(m.contains(message), "{config}: {m}");
     }
-}
-
-#[tokio::test]
-async fn collect_before_configure_is_an_error() {
-    let p = InventoryProvider::default();
-    let err = p
-        .collect(&CollectContext::default(), &mut Recorder::new())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::Other { .. }), "{err:?}");
 }
 
 #[tokio::test]

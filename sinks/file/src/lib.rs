@@ -4,11 +4,15 @@
 #![warn(missing_docs)]
 
 use async_trait::async_trait;
-use driftwatch_plugin_sdk::{ScanReport, Sink, SinkError, SinkEvent};
+use driftwatch_plugin_sdk::{
+    ReportSink, ScanReport, SettingsError, Sink, SinkConfig, SinkError, SinkEvent, SinkFactory,
+    SinkPart,
+};
 use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// Encodings the file sink writes.
@@ -63,6 +67,48 @@ impl FileSinkConfig {
     }
 }
 
+/// Builds `file` sinks (`kind = "file"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSinkFactory;
+
+impl SinkFactory for FileSinkFactory {
+    type Config = FileSinkConfig;
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn validate(&self, config: &SinkConfig<FileSinkConfig>) -> Result<(), SettingsError> {
+        match (config.own.format, config.delivery_keys.first()) {
+            (FileFormat::Json, Some(k)) => Err(SettingsError::new(
+                k.clone(),
+                "applies to streaming sinks only; format = \"json\" rewrites the whole document on each scan (use format = \"jsonl\" to stream events)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        config: SinkConfig<FileSinkConfig>,
+    ) -> Result<SinkPart, SettingsError> {
+        let path = config.own.resolved_path();
+        Ok(match config.own.format {
+            FileFormat::Json => SinkPart::Report(Arc::new(ReportFile::new(name, path))),
+            FileFormat::Jsonl => SinkPart::Stream {
+                sink: Arc::new(JsonlSink::new(
+                    name,
+                    path,
+                    config.own.max_bytes,
+                    config.own.max_files,
+                )),
+                delivery: config.delivery,
+            },
+        })
+    }
+}
+
 /// Writes each scan's whole document to one file, replacing the last one atomically.
 #[derive(Debug, Clone)]
 pub struct ReportFile {
@@ -94,6 +140,17 @@ impl ReportFile {
         let mut bytes = serde_json::to_vec_pretty(report)?;
         bytes.push(b'\n');
         write_atomic(&self.path, &bytes)
+    }
+}
+
+impl ReportSink for ReportFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write(&self, report: &ScanReport) -> Result<(), String> {
+        ReportFile::write(self, report)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 }
 
@@ -266,46 +323,11 @@ impl Sink for JsonlSink {
     }
 }
 
-/// Replaces `path` with `bytes` atomically: write a temporary file in the same folder,
-/// flush it to disk, rename it over the target, then flush the folder entry.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".driftwatch-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        // Without this the rename itself may be lost on power failure.
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+pub use driftwatch_plugin_sdk::files::write_atomic;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("sub/out.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-    }
 
     fn event(i: usize) -> SinkEvent {
         SinkEvent {

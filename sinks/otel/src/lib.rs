@@ -601,6 +601,31 @@ fn grpc_error(what: &str, st: tonic::Status) -> SinkError {
     }
 }
 
+/// Builds `otel` sinks (`kind = "otel"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtelSinkFactory;
+
+impl driftwatch_plugin_sdk::SinkFactory for OtelSinkFactory {
+    type Config = OtelConfig;
+
+    fn kind(&self) -> &'static str {
+        "otel"
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        config: driftwatch_plugin_sdk::SinkConfig<OtelConfig>,
+    ) -> Result<driftwatch_plugin_sdk::SinkPart, driftwatch_plugin_sdk::SettingsError> {
+        let sink = OtelSink::new(name, &config.own)
+            .map_err(|e| driftwatch_plugin_sdk::SettingsError::new(e.path, e.message))?;
+        Ok(driftwatch_plugin_sdk::SinkPart::Stream {
+            sink: std::sync::Arc::new(sink),
+            delivery: config.delivery,
+        })
+    }
+}
+
 impl OtelSink {
     /// Builds a sink from its entry's settings and the process environment.
     pub fn new(name: &str, cfg: &OtelConfig) -> Result<Self, OtelConfigError> {

@@ -193,6 +193,31 @@ pub fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
 }
 
+/// Builds `webhook` sinks (`kind = "webhook"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebhookSinkFactory;
+
+impl driftwatch_plugin_sdk::SinkFactory for WebhookSinkFactory {
+    type Config = WebhookConfig;
+
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        config: driftwatch_plugin_sdk::SinkConfig<WebhookConfig>,
+    ) -> Result<driftwatch_plugin_sdk::SinkPart, driftwatch_plugin_sdk::SettingsError> {
+        let sink = WebhookSink::new(name, config.own)
+            .map_err(|e| driftwatch_plugin_sdk::SettingsError::new(e.path, e.message))?;
+        Ok(driftwatch_plugin_sdk::SinkPart::Stream {
+            sink: std::sync::Arc::new(sink),
+            delivery: config.delivery,
+        })
+    }
+}
+
 impl WebhookSink {
     /// Builds a sink from its parsed settings.
     pub fn new(name: &str, cfg: WebhookConfig) -> Result<Self, WebhookConfigError> {

@@ -3,4 +3,4 @@
 //! `driftwatch` binary links; only this crate exports the entry point, so a binary that
 //! links several providers never defines it twice.
 
-driftwatch_plugin_sdk::export_provider!(driftwatch_provider_gcp::GcpProvider);
+driftwatch_plugin_sdk::export_provider!(driftwatch_provider_gcp::GcpFactory);

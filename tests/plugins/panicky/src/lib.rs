@@ -3,7 +3,7 @@
 
 use driftwatch_plugin_sdk::{
     async_trait, export_provider, CollectContext, CollectReport, Emit, Provider, ProviderError,
-    ProviderInfo,
+    ProviderFactory, ProviderInfo,
 };
 
 fn spared(call: &str) -> bool {
@@ -12,12 +12,16 @@ fn spared(call: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The panicking provider.
+/// Builds the panicking provider (when `configure` is spared).
 #[derive(Default)]
+pub struct PanickyFactory;
+
+/// The panicking provider.
 pub struct Panicky;
 
-#[async_trait]
-impl Provider for Panicky {
+impl ProviderFactory for PanickyFactory {
+    type Config = serde_json::Value;
+
     fn info(&self) -> ProviderInfo {
         if !spared("info") {
             panic!("panicky: info");
@@ -30,13 +34,16 @@ impl Provider for Panicky {
         }
     }
 
-    fn configure(&mut self, _config: &serde_json::Value) -> Result<(), ProviderError> {
+    fn build(&self, _config: serde_json::Value) -> Result<Box<dyn Provider>, ProviderError> {
         if !spared("configure") {
             panic!("panicky: configure");
         }
-        Ok(())
+        Ok(Box::new(Panicky))
     }
+}
 
+#[async_trait]
+impl Provider for Panicky {
     async fn collect(
         &self,
         _ctx: &CollectContext,
@@ -48,4 +55,4 @@ impl Provider for Panicky {
 
 use driftwatch_plugin_sdk::serde_json;
 
-export_provider!(Panicky);
+export_provider!(PanickyFactory);

@@ -339,7 +339,10 @@ fn cmd_agent(config: PathBuf) -> u8 {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(driftwatch_core::agent::run(config)) {
+    match runtime.block_on(driftwatch_core::agent::run(
+        config,
+        driftwatch::components(),
+    )) {
         Ok(()) => EXIT_IN_SYNC,
         Err(e) => fail(e),
     }
@@ -352,7 +355,7 @@ fn fail(msg: impl std::fmt::Display) -> u8 {
 
 fn load(config: &std::path::Path, extra_ignore: &[PathBuf]) -> Result<scan::Prepared, u8> {
     let cfg = Config::load(config).map_err(fail)?;
-    scan::prepare(cfg, extra_ignore).map_err(fail)
+    scan::prepare(cfg, &driftwatch::components(), extra_ignore).map_err(fail)
 }
 
 fn cmd_validate(config: PathBuf) -> u8 {
@@ -418,7 +421,7 @@ fn cmd_scan(
     let bytes = output::render(&outcome.report, format, &scan::display_path(&config));
     match &output {
         Some(path) => {
-            if let Err(e) = driftwatch_sink_file::write_atomic(path, &bytes) {
+            if let Err(e) = driftwatch_plugin_sdk::files::write_atomic(path, &bytes) {
                 return fail(format!("cannot write {}: {e}", path.display()));
             }
         }
@@ -493,9 +496,10 @@ fn cmd_scan(
 
 fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let components = driftwatch::components();
     let (mut local, mut remote) = (Vec::new(), Vec::new());
     for s in states {
-        match iac::remote::parse_location(&s) {
+        match iac::remote::parse_location(&s, &components) {
             Ok(Some(r)) => remote.push(r),
             Ok(None) => local.push(s),
             Err(e) => return fail(e),
@@ -524,22 +528,25 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
         // Without a config file, `s3://` uses the standard chain; AWS_ENDPOINT_URL_S3 or
         // AWS_ENDPOINT_URL points it at an emulator, as DRIFTWATCH_AZURERM_ENDPOINT and
         // DRIFTWATCH_GCS_ENDPOINT do for `azurerm://` and `gcs://`.
-        let backends = iac::remote::Backends {
-            s3: driftwatch_provider_aws::state::S3BackendConfig {
-                endpoint_url: std::env::var("AWS_ENDPOINT_URL_S3")
-                    .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                    .ok(),
-                ..Default::default()
-            },
-            azurerm: driftwatch_provider_azure::state::AzurermBackendConfig {
-                endpoint: std::env::var("DRIFTWATCH_AZURERM_ENDPOINT").ok(),
-                ..Default::default()
-            },
-            gcs: driftwatch_provider_gcp::state::GcsBackendConfig {
-                endpoint: std::env::var("DRIFTWATCH_GCS_ENDPOINT").ok(),
-                ..Default::default()
-            },
+        let env = |k: &str| std::env::var(k).ok().map(serde_json::Value::String);
+        let settings = |scheme: &str| match scheme {
+            "s3" => serde_json::json!({
+                "endpoint_url": env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")),
+            }),
+            "azurerm" => serde_json::json!({"endpoint": env("DRIFTWATCH_AZURERM_ENDPOINT")}),
+            "gcs" => serde_json::json!({"endpoint": env("DRIFTWATCH_GCS_ENDPOINT")}),
+            _ => serde_json::json!({}),
         };
+        let mut backends = iac::remote::Backends::new();
+        for scheme in components.schemes() {
+            let factory = components.backend(scheme).expect("listed");
+            match factory.create(Some(&settings(scheme)), &cwd) {
+                Ok(b) => {
+                    backends.insert(scheme.to_string(), b);
+                }
+                Err(e) => return fail(format!("[iac.{scheme}]: {e}")),
+            }
+        }
         match runtime.block_on(iac::remote::load(&remote, &backends)) {
             Ok(fs) => {
                 count += fs.len();

@@ -1,6 +1,6 @@
 //! The `driftwatch` binary as a user runs it: exit codes, formats, and error messages.
 
-mod common;
+use crate::common;
 
 use common::{repo, run};
 use serde_json::Value;

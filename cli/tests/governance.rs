@@ -3,7 +3,7 @@
 //! valid and expired, break-glass that is active and expired, the CI gate, `policy test`,
 //! and each kind of audit-log tampering detected.
 
-mod common;
+use crate::common;
 
 use common::{bin, copy_dir, repo, run};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! whole process.
 
 use driftwatch_core::plugin::{Mode, Plugin, PluginEntry};
-use driftwatch_plugin_sdk::{CollectContext, Emit, Provider, ProviderError, Resource};
+use driftwatch_plugin_sdk::{CollectContext, DynProviderFactory, Emit, ProviderError, Resource};
 use std::path::Path;
 use std::process::Command;
 
@@ -26,7 +26,7 @@ fn a_crashed_plugin_restarts_after_a_backoff() {
         .arg(repo.join("plugin-sdk/include"))
         .arg("-o")
         .arg(&lib)
-        .arg(repo.join("collector-core/tests/plugins/c/hello.c"))
+        .arg(repo.join("cli/tests/plugins/c/hello.c"))
         .status()
         .expect("cc runs")
         .success();
@@ -42,10 +42,7 @@ fn a_crashed_plugin_restarts_after_a_backoff() {
         dir.path(),
     )
     .unwrap();
-    let mut provider = plugin.provider();
-    provider
-        .configure(&serde_json::json!({"count": 3}))
-        .unwrap();
+    let provider = plugin.create(&serde_json::json!({"count": 3})).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let collect = || {
         rt.block_on(provider.collect(&CollectContext::new(10), &mut Sink))

@@ -32,7 +32,7 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// A plugin cdylib of this workspace. collector-core depends on the plugin crates for its
+/// A plugin cdylib of this workspace. the cli crate depends on the plugin crates for its
 /// tests, so cargo builds their cdylibs into the `deps/` folder beside this executable.
 fn workspace_plugin(lib: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
@@ -52,7 +52,7 @@ fn c_plugin(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
         .args(defines)
         .arg("-o")
         .arg(&out)
-        .arg(repo().join("collector-core/tests/plugins/c/hello.c"))
+        .arg(repo().join("cli/tests/plugins/c/hello.c"))
         .status()
         .expect("a C compiler (`cc`) is installed");
     assert!(status.success(), "cc failed for {name}");

@@ -3,7 +3,7 @@
 //! gRPC and HTTP/protobuf, a receiver that is down while driftwatch is killed and
 //! restarted, and the JSON-lines file with rotation.
 
-mod common;
+use crate::common;
 
 use common::receivers::{free_port, OtlpReceiver, WebhookReceiver};
 use common::{bin, quickstart, run, spooled};

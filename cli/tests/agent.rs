@@ -4,7 +4,7 @@
 //! detected again, a restart announces nothing it already announced, SIGHUP with a bad
 //! config keeps the old one, and SIGTERM flushes the sinks and exits 0.
 
-mod common;
+use crate::common;
 
 use common::receivers::{OtlpReceiver, WebhookReceiver};
 use common::{bin, quickstart};

@@ -8,7 +8,7 @@
 mod common;
 
 use driftwatch_core::plugin::{Mode, Plugin, PluginEntry};
-use driftwatch_plugin_sdk::{CollectContext, Emit, Provider, ProviderError, Resource};
+use driftwatch_plugin_sdk::{CollectContext, DynProviderFactory, Emit, ProviderError, Resource};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ impl Emit for Count {
     }
 }
 
-fn collect(provider: &mut dyn Provider, dir: &Path) -> (Duration, usize) {
+fn collect(factory: &dyn DynProviderFactory, dir: &Path) -> (Duration, usize) {
     let config = serde_json::json!({
         "format": "aws-config",
         "paths": ["snapshot.json"],
@@ -33,7 +33,7 @@ fn collect(provider: &mut dyn Provider, dir: &Path) -> (Duration, usize) {
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t = Instant::now();
-    provider.configure(&config).unwrap();
+    let provider = factory.create(&config).unwrap();
     let mut out = Count(0);
     rt.block_on(provider.collect(&CollectContext::new(1000), &mut out))
         .unwrap();
@@ -44,7 +44,7 @@ fn main() {
     let (_, n, runs) = common::settings();
     // Isolated plugins re-execute driftwatch; from a benchmark that must be named.
     std::env::set_var("DRIFTWATCH_PLUGIN_HOST", env!("CARGO_BIN_EXE_driftwatch"));
-    // collector-core depends on the plugin crate for its benchmarks, so cargo built the
+    // the cli crate depends on the plugin crate for its benchmarks, so cargo built the
     // cdylib beside this executable, with the benchmark's profile.
     let exe = std::env::current_exe().unwrap();
     let lib: PathBuf = exe
@@ -69,16 +69,13 @@ fn main() {
     let (mut linked_t, mut inproc_t, mut iso_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts = (0, 0, 0);
     for _ in 0..runs {
-        let (t, c) = collect(
-            &mut driftwatch_provider_inventory::InventoryProvider::default(),
-            dir.path(),
-        );
+        let (t, c) = collect(&driftwatch_provider_inventory::InventoryFactory, dir.path());
         linked_t.push(t);
         counts.0 = c;
-        let (t, c) = collect(&mut in_process.provider(), dir.path());
+        let (t, c) = collect(&in_process, dir.path());
         inproc_t.push(t);
         counts.1 = c;
-        let (t, c) = collect(&mut isolated.provider(), dir.path());
+        let (t, c) = collect(&isolated, dir.path());
         iso_t.push(t);
         counts.2 = c;
     }
