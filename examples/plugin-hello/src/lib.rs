@@ -7,9 +7,10 @@
 
 use driftwatch_plugin_sdk::serde_json::{Map, Value};
 use driftwatch_plugin_sdk::{
-    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderInfo, Resource,
-    ResourceKey, Scope, async_trait, export_provider,
+    CollectContext, CollectReport, Emit, Provider, ProviderError, ProviderFactory, ProviderInfo,
+    Resource, ResourceKey, Scope, async_trait, export_provider,
 };
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Provider name: the `kind` in config, and the `provider` of every resource it reports
@@ -18,15 +19,40 @@ pub const PROVIDER: &str = "hello";
 /// The one Terraform resource type this provider lists.
 pub const GREETING_TYPE: &str = "hello_greeting";
 
-/// Lists a folder of JSON greetings as `hello_greeting` resources.
-#[derive(Debug, Default)]
-pub struct HelloProvider {
-    /// The folder, resolved against the config file's folder; `None` until configured.
-    dir: Option<PathBuf>,
+/// Settings of a `[[providers]] kind = "hello"` entry.
+// `deny_unknown_fields` turns a typo such as `dirr` into an error naming that key instead
+// of a silently ignored setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelloConfig {
+    /// Folder of `*.json` greetings, relative to the config file's folder.
+    pub dir: PathBuf,
+    /// Folder of the config file, added by the host.
+    #[serde(default)]
+    pub config_dir: Option<PathBuf>,
 }
 
-/// Keys the provider accepts, so a typo is reported instead of silently ignored.
-const KNOWN_KEYS: &[&str] = &["dir", "config_dir"];
+impl HelloConfig {
+    /// The greetings folder as the provider reads it.
+    fn folder(&self) -> PathBuf {
+        // Without `config_dir` (a host calling the plugin directly), the working directory
+        // is the only base there is; `join` keeps an absolute `dir` as it is.
+        self.config_dir
+            .as_deref()
+            .unwrap_or(Path::new("."))
+            .join(&self.dir)
+    }
+}
+
+/// Builds `hello` providers from their config table; what `export_provider!` exports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HelloFactory;
+
+/// Lists a folder of JSON greetings as `hello_greeting` resources.
+#[derive(Debug)]
+pub struct HelloProvider {
+    dir: PathBuf,
+}
 
 fn config_error(path: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::Config {
@@ -100,8 +126,9 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-#[async_trait]
-impl Provider for HelloProvider {
+impl ProviderFactory for HelloFactory {
+    type Config = HelloConfig;
+
     fn info(&self) -> ProviderInfo {
         ProviderInfo {
             name: PROVIDER.into(),
@@ -111,58 +138,45 @@ impl Provider for HelloProvider {
         }
     }
 
-    fn configure(&mut self, config: &Value) -> Result<(), ProviderError> {
-        let table = config
-            .as_object()
-            .ok_or_else(|| config_error("", "the provider config must be a table"))?;
-        if let Some(key) = table.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
-            return Err(config_error(key, "unknown key (expected: dir)"));
-        }
-        let base = match table.get("config_dir") {
-            None => PathBuf::from("."),
-            Some(Value::String(s)) => PathBuf::from(s),
-            Some(_) => return Err(config_error("config_dir", "must be a string")),
-        };
-        let dir = match table.get("dir") {
-            Some(Value::String(s)) if !s.is_empty() => s,
-            Some(_) => {
-                return Err(config_error(
-                    "dir",
-                    "must be a non-empty string: the folder of *.json greetings",
-                ));
-            }
-            None => {
-                return Err(config_error(
-                    "dir",
-                    "missing: the folder of *.json greetings",
-                ));
-            }
-        };
-        // `join` keeps an absolute `dir` as it is.
-        let dir = base.join(dir);
-        if !dir.is_dir() {
+    // The SDK already refused unknown keys, a missing `dir` and wrong types; what is left
+    // are the checks serde cannot express.
+    fn validate(&self, config: &HelloConfig) -> Result<(), ProviderError> {
+        if config.dir.as_os_str().is_empty() {
             return Err(config_error(
                 "dir",
-                format!("{} is not a folder", dir.display()),
+                "must not be empty: the folder of *.json greetings",
             ));
         }
-        self.dir = Some(dir);
+        let folder = config.folder();
+        // Checked here, not in `collect`, so `driftwatch validate` catches a wrong path
+        // before any scan.
+        if !folder.is_dir() {
+            return Err(config_error(
+                "dir",
+                format!("{} is not a folder", folder.display()),
+            ));
+        }
         Ok(())
     }
 
+    fn build(&self, config: HelloConfig) -> Result<Box<dyn Provider>, ProviderError> {
+        Ok(Box::new(HelloProvider {
+            dir: config.folder(),
+        }))
+    }
+}
+
+#[async_trait]
+impl Provider for HelloProvider {
     async fn collect(
         &self,
         ctx: &CollectContext,
         out: &mut dyn Emit,
     ) -> Result<CollectReport, ProviderError> {
-        let dir = self
-            .dir
-            .as_deref()
-            .ok_or_else(|| config_error("dir", "the provider was not configured"))?;
         let batch_size = ctx.batch_size.max(1);
         let mut warnings = Vec::new();
         let mut batch = Vec::new();
-        for path in greeting_files(dir)? {
+        for path in greeting_files(&self.dir)? {
             if ctx.is_cancelled() {
                 return Err(ProviderError::Cancelled);
             }
@@ -200,11 +214,12 @@ fn config_schema() -> Value {
     Value::Object(schema)
 }
 
-export_provider!(HelloProvider);
+export_provider!(HelloFactory);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use driftwatch_plugin_sdk::DynProviderFactory;
     use driftwatch_plugin_sdk::abi::{DW_ERROR, DW_OK, DwBytes, MAGIC};
     use driftwatch_plugin_sdk::serde_json::{self, json};
     use std::ffi::{CStr, c_void};
@@ -269,10 +284,9 @@ mod tests {
         }
     }
 
-    fn configured(config: &Value) -> Result<HelloProvider, ProviderError> {
-        let mut p = HelloProvider::default();
-        p.configure(config)?;
-        Ok(p)
+    /// What the host does with a `[[providers]]` table: parse, validate, build.
+    fn configured(config: &Value) -> Result<Box<dyn Provider>, ProviderError> {
+        HelloFactory.create(config)
     }
 
     fn five_greetings(name: &str) -> Scratch {
@@ -289,16 +303,21 @@ mod tests {
         )
     }
 
-    fn config_path(e: ProviderError) -> String {
-        match e {
-            ProviderError::Config { path, .. } => path,
-            other => panic!("expected a config error, got {other:?}"),
+    /// The key a config is refused at. A match, not `unwrap_err`: `dyn Provider` is not
+    /// `Debug`.
+    fn refused_at(config: &Value) -> String {
+        match configured(config) {
+            Err(ProviderError::Config { path, .. }) => path,
+            Err(other) => panic!("expected a config error, got {other:?}"),
+            Ok(_) => panic!("{config} was accepted"),
         }
     }
 
     #[test]
     fn info_names_the_provider_and_its_type() {
-        let info = HelloProvider::default().info();
+        // The host's view of the factory; `HelloFactory.info()` alone would be ambiguous
+        // with both factory traits in scope.
+        let info = DynProviderFactory::info(&HelloFactory);
         assert_eq!(info.name, "hello");
         assert_eq!(info.resource_types, vec!["hello_greeting".to_string()]);
         assert!(info.config_schema.is_some());
@@ -307,39 +326,41 @@ mod tests {
     #[test]
     fn config_errors_name_the_key() {
         let s = Scratch::new("config", &[]);
-        assert_eq!(config_path(configured(&json!({})).unwrap_err()), "dir");
-        assert_eq!(
-            config_path(configured(&json!({"dir": 3})).unwrap_err()),
-            "dir"
-        );
-        assert_eq!(
-            config_path(configured(&json!({"dir": ""})).unwrap_err()),
-            "dir"
-        );
+        assert_eq!(refused_at(&json!({})), "dir");
+        assert_eq!(refused_at(&json!({"dir": 3})), "dir");
+        assert_eq!(refused_at(&json!({"dir": ""})), "dir");
         let mut typo = s.config();
         typo["dirr"] = json!("x");
-        assert_eq!(config_path(configured(&typo).unwrap_err()), "dirr");
+        assert_eq!(refused_at(&typo), "dirr");
         let mut bad_base = s.config();
         bad_base["config_dir"] = json!(false);
-        assert_eq!(
-            config_path(configured(&bad_base).unwrap_err()),
-            "config_dir"
-        );
+        assert_eq!(refused_at(&bad_base), "config_dir");
         let gone = json!({"dir": s.0.join("nowhere").display().to_string()});
-        assert_eq!(config_path(configured(&gone).unwrap_err()), "dir");
-        assert_eq!(config_path(configured(&json!([])).unwrap_err()), "");
+        assert_eq!(refused_at(&gone), "dir");
+        assert_eq!(refused_at(&json!([])), "");
+        assert_eq!(refused_at(&json!("greetings")), "");
     }
 
     #[test]
     fn dir_is_relative_to_config_dir() {
-        let s = Scratch::new("relative", &[]);
+        // A greeting beside the config file would be listed if `dir` were ignored.
+        let s = Scratch::new("relative", &[("decoy.json", "{}")]);
         std::fs::create_dir(s.0.join("greetings")).unwrap();
+        std::fs::write(s.0.join("greetings/hi.json"), "{}").unwrap();
         let p = configured(&json!({
             "dir": "greetings",
             "config_dir": s.0.display().to_string(),
         }))
         .unwrap();
-        assert_eq!(p.dir, Some(s.0.join("greetings")));
+        let mut out = Collected::default();
+        block_on(p.collect(&CollectContext::new(10), &mut out)).unwrap();
+        let ids: Vec<&str> = out
+            .batches
+            .iter()
+            .flatten()
+            .map(|r| r.key.id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["hi"]);
     }
 
     #[test]
