@@ -364,7 +364,7 @@ fn cmd_validate(config: PathBuf) -> u8 {
             println!(
                 "{}: ok ({} state file(s), {} provider(s), {} sink(s), {} ignore rule(s))",
                 config.display(),
-                p.states.len(),
+                p.sources.local.len() + p.sources.remote.len(),
                 p.providers.len(),
                 p.sinks.len(),
                 p.ignore.len()

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod clock;
 pub mod components;
 pub mod config;
 pub mod deliver;

@@ -14,6 +14,7 @@ pub mod store;
 use crate::components::{Components, SinkSetup};
 use crate::config::{ComponentEntry, Config};
 use crate::deliver::{events, ConfiguredSink, Delivery, SinkReport};
+use crate::govern::Governance;
 use crate::scan;
 use driftwatch_plugin_sdk::{EventKind, SinkEvent};
 use std::collections::BTreeMap;
@@ -101,13 +102,28 @@ impl Shared {
     }
 }
 
-/// Checks a config completely (the same checks as `validate`) and returns its sinks.
+/// What one config load prepares for every scan until the next reload: plugins loaded,
+/// providers built, policies compiled, ignore rules read, and the parsed states.
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    providers: Vec<scan::PreparedProvider>,
+    sources: scan::StateSources,
+    ignore: crate::diff::ignore::DriftIgnore,
+    /// Held during one provider's classification: the audit log takes one writer.
+    governance: Mutex<Governance>,
+    states: Arc<scan::StateCache>,
+    // Kept loaded for as long as its providers may run.
+    _plugins: Vec<crate::plugin::Plugin>,
+}
+
+/// Checks a config completely (the same checks as `validate`) and prepares its parts.
 fn check(
     path: &Path,
     components: &Components,
-) -> Result<(Config, Vec<ConfiguredSink>), AgentError> {
+) -> Result<(Loaded, Vec<ConfiguredSink>), AgentError> {
     let config = Config::load(path)?;
-    let prepared = scan::prepare(config.clone(), components, &[])?;
+    let prepared = scan::prepare(config, components, &[])?;
     let sinks = prepared
         .sinks
         .into_iter()
@@ -124,7 +140,16 @@ fn check(
             }
         })
         .collect();
-    Ok((config, sinks))
+    let loaded = Loaded {
+        config: prepared.config,
+        providers: prepared.providers,
+        sources: prepared.sources,
+        ignore: prepared.ignore,
+        governance: Mutex::new(prepared.governance),
+        states: Arc::new(scan::StateCache::new()),
+        _plugins: prepared.plugins,
+    };
+    Ok((loaded, sinks))
 }
 
 fn interval_of(config: &Config, name: &str) -> Duration {
@@ -141,31 +166,69 @@ fn jittered(d: Duration, jitter: f64) -> Duration {
     d.mul_f64(1.0 + jitter * (2.0 * fastrand::f64() - 1.0))
 }
 
+/// One scan of one provider with the parts of the current config load: stages 1 to 5 of
+/// the scan pipeline, the states read only when they changed.
+async fn evaluate_provider(
+    loaded: &Loaded,
+    entry: &ComponentEntry,
+) -> Result<(scan::Evaluated, usize), String> {
+    let provider = loaded
+        .providers
+        .iter()
+        .find(|p| p.entry.name == entry.name)
+        .ok_or_else(|| format!("provider `{}` is not in the loaded config", entry.name))?;
+    let started = scan::Started::now();
+    let hidden =
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let declared = {
+        let (sources, states, hidden) = (
+            loaded.sources.clone(),
+            loaded.states.clone(),
+            hidden.clone(),
+        );
+        tokio::spawn(async move { scan::read_declared(sources, Some(states), &hidden).await })
+    };
+    let collected = scan::collect(
+        std::slice::from_ref(provider),
+        loaded.config.scan.batch_size,
+        &hidden,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let declared = declared
+        .await
+        .map_err(|e| format!("state reader: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let mut governance = loaded.governance.lock().unwrap_or_else(|p| p.into_inner());
+    // Exceptions and break-glass records are written during incidents: each scan reads
+    // them afresh, as `scan` does, while the compiled policies stay.
+    governance
+        .reload_records(&loaded.config.governance, &loaded.config.dir)
+        .map_err(|e| e.to_string())?;
+    let evaluated = scan::evaluate(
+        declared,
+        collected,
+        &loaded.ignore,
+        &mut governance,
+        &started,
+    )
+    .map_err(|e| e.to_string())?;
+    let in_force = governance.in_force(time::OffsetDateTime::now_utc());
+    Ok((evaluated, in_force))
+}
+
 /// One scan of one provider: scan, record in the store, publish what changed.
 async fn scan_provider(
-    config: &Config,
+    loaded: &Loaded,
     entry: &ComponentEntry,
     shared: &Shared,
 ) -> Result<(), String> {
-    let mut cfg = config.clone();
-    cfg.providers = vec![entry.clone()];
-    cfg.sinks = Vec::new();
-    let components = shared.components.clone();
-    let prepared = tokio::task::spawn_blocking(move || scan::prepare(cfg, &components, &[]))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let hidden =
-        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
-    let outcome = scan::run(prepared, &hidden)
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(e) = &outcome.audit_error {
+    let (evaluated, exceptions_active) = evaluate_provider(loaded, entry).await?;
+    if let Some(e) = &evaluated.audit_error {
         // The findings are still recorded and published; only the audit trail is missing.
         tracing::error!(provider = %entry.name, error = %e, "audit log not written");
     }
-    let exceptions_active = outcome.exceptions_active;
-    let report = outcome.report;
+    let report = evaluated.report;
     let p = report.summary.providers.first();
     let complete = !report.summary.partial;
     let now = scan::now_rfc3339();
@@ -238,11 +301,12 @@ async fn scan_provider(
 
 /// Starts one task per enabled provider.
 fn schedule(
-    config: Arc<Config>,
+    loaded: Arc<Loaded>,
     shared: Arc<Shared>,
     stop: CancellationToken,
     abort: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let config = &loaded.config;
     let mut tasks = Vec::new();
     {
         let mut p = shared.providers.lock().unwrap();
@@ -260,10 +324,11 @@ fn schedule(
         }
     }
     for entry in config.providers.iter().filter(|e| e.enabled).cloned() {
-        let (config, shared, stop, abort) =
-            (config.clone(), shared.clone(), stop.clone(), abort.clone());
+        let (loaded, shared, stop, abort) =
+            (loaded.clone(), shared.clone(), stop.clone(), abort.clone());
         tasks.push(tokio::spawn(async move {
-            let every = interval_of(&config, &entry.name);
+            let config = &loaded.config;
+            let every = interval_of(config, &entry.name);
             // A fleet restarted at once spreads its first scans over the jitter window.
             let mut wait = every.mul_f64(config.agent.jitter * fastrand::f64());
             loop {
@@ -283,7 +348,7 @@ fn schedule(
                     s.running = true;
                 }
                 let result = tokio::select! {
-                    r = tracing::Instrument::instrument(scan_provider(&config, &entry, &shared), span) => Some(r),
+                    r = tracing::Instrument::instrument(scan_provider(&loaded, &entry, &shared), span) => Some(r),
                     _ = abort.cancelled() => None,
                 };
                 {
@@ -344,7 +409,8 @@ async fn wind_down(
 /// Runs the agent with the parts in `components` until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf, components: Components) -> Result<(), AgentError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (config, sinks) = check(&config_path, &components)?;
+    let (loaded, sinks) = check(&config_path, &components)?;
+    let config = &loaded.config;
     let state_path = config.dir.join(&config.agent.state);
     let store = Store::open(&state_path)?;
     let delivery = Delivery::start(sinks, &config.spool_root())?;
@@ -382,9 +448,9 @@ pub async fn run(config_path: PathBuf, components: Components) -> Result<(), Age
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
     tracing::info!(listen = %addr, state = %state_path.display(), providers = config.providers.len(), "agent started");
 
-    let mut config = Arc::new(config);
+    let mut loaded = Arc::new(loaded);
     let (mut stop, mut abort) = (CancellationToken::new(), CancellationToken::new());
-    let mut tasks = schedule(config.clone(), shared.clone(), stop.clone(), abort.clone());
+    let mut tasks = schedule(loaded.clone(), shared.clone(), stop.clone(), abort.clone());
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -396,19 +462,20 @@ pub async fn run(config_path: PathBuf, components: Components) -> Result<(), Age
                         tracing::error!(error = %e, "config reload refused; the running config stays");
                     }
                     Ok((new, sinks)) => {
-                        if new.agent.listen != config.agent.listen || new.agent.state != config.agent.state {
+                        let config = &loaded.config;
+                        if new.config.agent.listen != config.agent.listen || new.config.agent.state != config.agent.state {
                             tracing::warn!("agent.listen and agent.state take effect at the next start");
                         }
                         let old = std::mem::take(&mut tasks);
                         wind_down(old, stop.clone(), abort.clone(), config.agent.shutdown_timeout).await;
-                        let sinks_changed = new.sinks.iter().map(|s| (&s.kind, &s.name, &s.settings, s.enabled)).ne(
+                        let sinks_changed = new.config.sinks.iter().map(|s| (&s.kind, &s.name, &s.settings, s.enabled)).ne(
                             config.sinks.iter().map(|s| (&s.kind, &s.name, &s.settings, s.enabled)));
                         if sinks_changed {
                             let mut slot = shared.delivery.write().await;
                             if let Some(d) = slot.take() {
                                 d.finish().await;
                             }
-                            match Delivery::start(sinks, &new.spool_root()) {
+                            match Delivery::start(sinks, &new.config.spool_root()) {
                                 Ok(d) => {
                                     *slot = Some(d);
                                     *shared.delivery_error.lock().unwrap() = None;
@@ -419,10 +486,10 @@ pub async fn run(config_path: PathBuf, components: Components) -> Result<(), Age
                                 }
                             }
                         }
-                        config = Arc::new(new);
+                        loaded = Arc::new(new);
                         stop = CancellationToken::new();
                         abort = CancellationToken::new();
-                        tasks = schedule(config.clone(), shared.clone(), stop.clone(), abort.clone());
+                        tasks = schedule(loaded.clone(), shared.clone(), stop.clone(), abort.clone());
                         shared.reloads.lock().unwrap().0 += 1;
                         tracing::info!("config reloaded");
                     }
@@ -431,7 +498,7 @@ pub async fn run(config_path: PathBuf, components: Components) -> Result<(), Age
         }
     }
     tracing::info!("shutting down: finishing running scans");
-    wind_down(tasks, stop, abort, config.agent.shutdown_timeout).await;
+    wind_down(tasks, stop, abort, loaded.config.agent.shutdown_timeout).await;
     if let Some(d) = shared.delivery.write().await.take() {
         for r in d.finish().await {
             tracing::info!(sink = %r.name, sent = r.sent, spooled = r.spooled, dropped = r.dropped, "sink flushed");

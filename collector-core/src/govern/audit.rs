@@ -450,7 +450,7 @@ impl AuditLog {
             .and_then(|_| self.file.sync_all())
             .map_err(io)?;
         let mut r = Map::new();
-        r.insert("at".into(), json!(crate::scan::now_rfc3339()));
+        r.insert("at".into(), json!(crate::clock::now_rfc3339()));
         r.insert("event".into(), json!(RECOVERED));
         r.insert("checkpoint_seq".into(), json!(self.seq));
         r.insert("discarded_bytes".into(), json!(discarded));

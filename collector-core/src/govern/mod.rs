@@ -156,6 +156,19 @@ impl Governance {
         })
     }
 
+    /// Reads the exception and break-glass records again, keeping the compiled policies:
+    /// records are written during incidents and take effect at the next scan.
+    pub fn reload_records(
+        &mut self,
+        s: &GovernanceSection,
+        base: &Path,
+    ) -> Result<(), GovernError> {
+        let files: Vec<PathBuf> = s.exceptions.iter().map(|e| resolve(e, base)).collect();
+        self.exceptions = exceptions::load(&files)?;
+        self.breakglass = breakglass::load(&resolve(&s.breakglass, base))?;
+        Ok(())
+    }
+
     /// Exceptions not yet expired and break-glass overrides still active at `now`.
     pub fn in_force(&self, now: time::OffsetDateTime) -> usize {
         let rfc = &time::format_description::well_known::Rfc3339;
@@ -311,7 +324,7 @@ impl Governance {
             }
             if self.audit.is_some() {
                 let mut r = Map::new();
-                r.insert("at".into(), json!(crate::scan::now_rfc3339()));
+                r.insert("at".into(), json!(crate::clock::now_rfc3339()));
                 r.insert("scan".into(), json!(scan_started));
                 r.insert("finding".into(), json!(f.id));
                 r.insert(

@@ -112,11 +112,29 @@ pub type Backends = BTreeMap<String, Arc<dyn StateBackend>>;
 
 type Store = (String, Option<String>);
 
+/// Parses one fetched state (`url`, bytes): the plain parser, or a cache that answers
+/// unchanged states without parsing them again.
+pub type Parse = Arc<dyn Fn(&str, &[u8]) -> Result<Arc<StateFile>, IacError> + Send + Sync>;
+
 /// Lists and reads every state the locations name, sorted by URL and deduplicated.
 pub async fn load(
     locations: &[RemoteLocation],
     backends: &Backends,
 ) -> Result<Vec<StateFile>, IacError> {
+    let parse: Parse = Arc::new(|url, bytes| parse_state(url, bytes).map(Arc::new));
+    Ok(load_with(locations, backends, parse)
+        .await?
+        .into_iter()
+        .map(|f| Arc::try_unwrap(f).unwrap_or_else(|shared| (*shared).clone()))
+        .collect())
+}
+
+/// [`load`], with each fetched state handed to `parse`.
+pub async fn load_with(
+    locations: &[RemoteLocation],
+    backends: &Backends,
+    parse: Parse,
+) -> Result<Vec<Arc<StateFile>>, IacError> {
     if locations.is_empty() {
         return Ok(Vec::new());
     }
@@ -173,9 +191,10 @@ pub async fn load(
     }
     objects.sort();
     objects.dedup();
-    let mut files: Vec<StateFile> = stream::iter(objects)
+    let mut files: Vec<Arc<StateFile>> = stream::iter(objects)
         .map(|(url, at, bucket, key)| {
             let store = stores[&at].clone();
+            let parse = parse.clone();
             async move {
                 let bytes = store
                     .get(&bucket, &key)
@@ -185,7 +204,7 @@ pub async fn load(
                         message: e.to_string(),
                     })?;
                 let at = url.clone();
-                tokio::task::spawn_blocking(move || parse_state(&url, &bytes))
+                tokio::task::spawn_blocking(move || parse(&url, &bytes))
                     .await
                     .map_err(|e| IacError::Remote {
                         location: at,
