@@ -26,7 +26,7 @@ impl Components {
 
     /// Adds a provider kind, named by its factory's `info().name`.
     pub fn with_provider(mut self, factory: impl ProviderFactory) -> Self {
-        let kind = factory.info().name;
+        let kind = factory.describe().name;
         self.providers.push((kind, Arc::new(factory)));
         self
     }

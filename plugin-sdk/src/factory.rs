@@ -48,6 +48,13 @@ impl From<SettingsError> for ProviderError {
 /// Deserialises a part's settings into its typed config, naming the failing key as a path:
 /// the one settings parser of every factory.
 pub fn parse_settings<T: DeserializeOwned>(settings: &Value) -> Result<T, SettingsError> {
+    // serde would read an array as a struct's fields in order.
+    if !settings.is_object() {
+        return Err(SettingsError::new(
+            "",
+            format!("expected a table, found {}", kind_of(settings)),
+        ));
+    }
     serde_path_to_error::deserialize(settings).map_err(|e| {
         let mut path = e.path().to_string();
         let message = e.into_inner().to_string();
@@ -65,7 +72,22 @@ pub fn parse_settings<T: DeserializeOwned>(settings: &Value) -> Result<T, Settin
     })
 }
 
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
 /// Builds providers of one kind from their `[[providers]]` table.
+///
+/// `validate` and `build` run whenever a config is checked (`driftwatch validate`, the
+/// start of a scan, an agent reload) and, for a plugin, again in each process that
+/// collects: keep them cheap and connect to services in `collect`.
 pub trait ProviderFactory: Send + Sync + 'static {
     /// The provider's settings (TOML converted to JSON, without `kind`, `name` and
     /// `enabled`; the host adds `config_dir`, the config file's folder).
@@ -86,16 +108,17 @@ pub trait ProviderFactory: Send + Sync + 'static {
 /// A provider factory with its config type erased: what the host lists and what a plugin
 /// is.
 pub trait DynProviderFactory: Send + Sync {
-    /// Describes the kind.
-    fn info(&self) -> ProviderInfo;
+    /// Describes the kind. (Named apart from [`ProviderFactory::info`] so that calling
+    /// `info()` on a typed factory is never ambiguous.)
+    fn describe(&self) -> ProviderInfo;
 
     /// Parses, validates and builds in one step; a config error names the key in `path`.
     fn create(&self, settings: &Value) -> Result<Box<dyn Provider>, ProviderError>;
 }
 
 impl<F: ProviderFactory> DynProviderFactory for F {
-    fn info(&self) -> ProviderInfo {
-        ProviderFactory::info(self)
+    fn describe(&self) -> ProviderInfo {
+        self.info()
     }
 
     fn create(&self, settings: &Value) -> Result<Box<dyn Provider>, ProviderError> {

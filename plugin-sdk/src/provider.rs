@@ -197,6 +197,14 @@ impl ProviderError {
     }
 }
 
+// A built provider shows as its trait in `{:?}`, so `Result<Box<dyn Provider>, _>` can be
+// unwrapped in tests.
+impl std::fmt::Debug for dyn Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Provider")
+    }
+}
+
 /// A source of live resources: a cloud API client, an inventory reader, a third-party plugin.
 /// Built, already configured, by its [`ProviderFactory`](crate::ProviderFactory).
 #[async_trait]

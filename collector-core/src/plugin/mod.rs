@@ -264,7 +264,7 @@ impl Plugin {
 /// A loaded plugin is the factory of its providers: `create` checks the config in a
 /// plugin instance right away, so `validate` reports a bad config before any scan.
 impl DynProviderFactory for Plugin {
-    fn info(&self) -> ProviderInfo {
+    fn describe(&self) -> ProviderInfo {
         self.info.clone()
     }
 

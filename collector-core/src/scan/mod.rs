@@ -138,7 +138,7 @@ pub fn prepare(
             Some(factory) => match factory.create(&entry.settings) {
                 Ok(p) => providers.push(PreparedProvider {
                     entry: entry.clone(),
-                    info: factory.info(),
+                    info: factory.describe(),
                     provider: Arc::from(p),
                 }),
                 Err(ProviderError::Config { path, message }) => {

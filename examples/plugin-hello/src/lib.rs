@@ -315,9 +315,7 @@ mod tests {
 
     #[test]
     fn info_names_the_provider_and_its_type() {
-        // The host's view of the factory; `HelloFactory.info()` alone would be ambiguous
-        // with both factory traits in scope.
-        let info = DynProviderFactory::info(&HelloFactory);
+        let info = HelloFactory.info();
         assert_eq!(info.name, "hello");
         assert_eq!(info.resource_types, vec!["hello_greeting".to_string()]);
         assert!(info.config_schema.is_some());
