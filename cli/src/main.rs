@@ -332,12 +332,9 @@ fn cmd_agent(config: PathBuf) -> u8 {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     match runtime.block_on(driftwatch_core::agent::run(
         config,
@@ -346,6 +343,15 @@ fn cmd_agent(config: PathBuf) -> u8 {
         Ok(()) => EXIT_IN_SYNC,
         Err(e) => fail(e),
     }
+}
+
+/// The one async runtime of every command: the scan's providers, the agent's schedules and
+/// remote state reads run on it.
+fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
@@ -406,12 +412,9 @@ fn cmd_scan(
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     let outcome = match runtime.block_on(scan::run(prepared, &progress)) {
         Ok(o) => o,
@@ -518,12 +521,9 @@ fn cmd_iac_list(states: Vec<String>, format: ListFormat) -> u8 {
     }
     let mut count = files.len();
     if !remote.is_empty() {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match runtime() {
             Ok(rt) => rt,
-            Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+            Err(code) => return code,
         };
         // Without a config file, `s3://` uses the standard chain; AWS_ENDPOINT_URL_S3 or
         // AWS_ENDPOINT_URL points it at an emulator, as DRIFTWATCH_AZURERM_ENDPOINT and

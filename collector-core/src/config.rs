@@ -314,8 +314,13 @@ fn split_path(path: &str) -> Vec<Seg<'_>> {
     out
 }
 
+/// Why a `${VAR}` reference could not be expanded, in words for the config's problem list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvError(String);
+
 /// Expands `${VAR}` and `${VAR:-default}` in one string; `$${` writes a literal `${`.
-pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, EnvError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -327,25 +332,25 @@ pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in {}", quote_input(s)))?;
+                .ok_or_else(|| EnvError(format!("unclosed `${{` in {}", quote_input(s))))?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
+                return Err(EnvError(format!(
                     "{} is not a variable name",
                     quote_input(&format!("${{{expr}}}"))
-                ));
+                )));
             }
             match (lookup(name), default) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
-                    return Err(format!(
+                    return Err(EnvError(format!(
                         "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
-                    ))
+                    )))
                 }
             }
             rest = &body[end + 1..];
@@ -368,7 +373,7 @@ fn expand_all(
     match v {
         toml::Value::String(s) if s.contains('$') => match expand_env(s, lookup) {
             Ok(e) => *s = e,
-            Err(m) => problems.push(loc.problem(path, m)),
+            Err(m) => problems.push(loc.problem(path, m.to_string())),
         },
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -754,7 +759,10 @@ mod tests {
             expand_env("$${HOME_DIR} $5", &env).unwrap(),
             "${HOME_DIR} $5"
         );
-        assert!(expand_env("${NOPE}", &env).unwrap_err().contains("NOPE"));
+        assert!(expand_env("${NOPE}", &env)
+            .unwrap_err()
+            .to_string()
+            .contains("NOPE"));
         assert!(expand_env("${bad name}", &env).is_err());
     }
 

@@ -110,17 +110,22 @@ pub fn record(path: &Path, r: &BreakGlass) -> Result<(), BreakGlassError> {
     f.sync_all().map_err(err)
 }
 
+/// Why a time-to-live was refused, in words for the command line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TtlError(String);
+
 /// Parses a time-to-live such as `4h`, `90m`, `2d`, `1h30m`.
-pub fn parse_ttl(s: &str) -> Result<time::Duration, String> {
+pub fn parse_ttl(s: &str) -> Result<time::Duration, TtlError> {
     let d = humantime::parse_duration(s).map_err(|e| {
-        format!(
+        TtlError(format!(
             "{} is not a duration ({}); write e.g. 4h, 90m, 2d",
             quote_input(s),
             clean_text(&e.to_string(), 200)
-        )
+        ))
     })?;
     if d.is_zero() {
-        return Err("the time-to-live must be longer than zero".into());
+        return Err(TtlError("the time-to-live must be longer than zero".into()));
     }
-    time::Duration::try_from(d).map_err(|e| e.to_string())
+    time::Duration::try_from(d).map_err(|e| TtlError(e.to_string()))
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::data;
 use driftwatch_plugin_sdk::{
-    CollectContext, DynProviderFactory, Emit, Provider, ProviderError, Resource,
+    CollectContext, DynProviderFactory, Emit, Provider, ProviderError, ProviderFactory, Resource,
 };
 use driftwatch_provider_inventory::{Format, InventoryFactory};
 use serde_json::{json, Value};
