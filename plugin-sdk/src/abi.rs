@@ -240,9 +240,7 @@ unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 /// # Safety
 /// Called by the host through the table with a valid `out`.
 pub unsafe extern "C" fn info<F: ProviderFactory + Default>(out: *mut DwBytes) -> i32 {
-    guarded(out, || {
-        write_json(out, &F::default().info())
-    })
+    guarded(out, || write_json(out, &F::default().info()))
 }
 
 /// `create` for the providers of factory `F`: parse, validate, build.
@@ -470,8 +468,8 @@ pub unsafe extern "C" fn free_bytes(bytes: DwBytes) {
 pub fn header<F: ProviderFactory + Default>() -> ExportedHeader {
     // A panic must not cross the entry point: the header then carries a placeholder name
     // and the host learns of the panic from `info`.
-    let provider_info: ProviderInfo = catch_unwind(|| F::default().info())
-        .unwrap_or_else(|_| ProviderInfo {
+    let provider_info: ProviderInfo =
+        catch_unwind(|| F::default().info()).unwrap_or_else(|_| ProviderInfo {
             name: "unknown".into(),
             version: "0".into(),
             resource_types: vec![],

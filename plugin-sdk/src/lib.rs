@@ -33,11 +33,11 @@ pub use sink::{EventKind, FindingCount, ScanDigest, Sink, SinkError, SinkEvent};
 
 /// Re-exported so a plugin crate needs no dependency but this SDK.
 pub use async_trait::async_trait;
-/// Re-exported so a plugin crate needs no dependency but this SDK.
-pub use serde_json;
 /// Re-exported so a plugin's config type can derive `Deserialize` with
 /// `#[serde(crate = "driftwatch_plugin_sdk::serde")]` and no serde dependency of its own.
 pub use serde;
+/// Re-exported so a plugin crate needs no dependency but this SDK.
+pub use serde_json;
 
 /// Runs `work` on the caller's Tokio runtime, or on a runtime of its own when there is
 /// none: loaded as a plugin, `collect` is driven by the SDK's minimal executor, and clients
